@@ -1,0 +1,48 @@
+# The front door: `make demo`, `make test`, `make bench`, `make image`.
+
+TARGET  := x86_64-unknown-linux-gnu
+BIN     := target/$(TARGET)/release/s3-cloudfront-deploy
+VENV    := .venv
+PY      := $(VENV)/bin/python
+# One build serves the tests, the benchmark and the image: a static release
+# binary. `--target` keeps RUSTFLAGS off proc-macro crates.
+export RUSTFLAGS := -C target-feature=+crt-static
+CARGO_FLAGS := --release --target $(TARGET) --locked
+
+DEMO_PORT ?= 5000
+DEMO_ENDPOINT := http://127.0.0.1:$(DEMO_PORT)
+
+.PHONY: build test unit integration lint demo stop bench image clean
+
+$(VENV)/.installed: test/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r test/requirements.txt
+	touch $@
+
+build:
+	cargo build $(CARGO_FLAGS)
+
+## All the tests: unit tests, then integration tests against a moto server
+## they start on 127.0.0.1, then the container image run as Bitbucket runs it.
+test: $(VENV)/.installed build
+	cargo test $(CARGO_FLAGS)
+	$(PY) -m pytest test -q -p no:cacheprovider
+
+lint:
+	cargo fmt --check
+	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+
+## Deploys example/site to a local S3 emulator twice; the second run uploads nothing.
+demo: $(VENV)/.installed build
+	@scripts/demo.sh "$(BIN)" "$(DEMO_ENDPOINT)" "$(PY)"
+
+## Stops the emulator `make demo` left running.
+stop:
+	@scripts/emulator.sh stop "$(DEMO_ENDPOINT)"
+
+## This pipe against `aws s3 sync` on one local server, same run, same site.
+bench: $(VENV)/.installed build
+	$(PY) scripts/bench.py --bin "$(BIN)" $(BENCH_ARGS)
+
+clean:
+	rm -rf target $(VENV) .demo .bench

@@ -1,0 +1,58 @@
+//! Between listing and planning: hash the local files whose remote object has
+//! the same size, the way that object's ETag was computed. This is the only
+//! stage that reads file contents before the upload.
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::local::{LocalFile, etag};
+use crate::plan::HashNeed;
+use crate::remote::{ObjectStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read {path} to hash it: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The ETag each needed file would have on S3, by key. Files whose remote
+/// part size cannot be learnt are left out, and the planner uploads them.
+pub async fn local_etags<S: ObjectStore>(
+    store: &S,
+    needs: Vec<(&LocalFile, HashNeed)>,
+) -> Result<HashMap<String, String>, CompareError> {
+    // Hashing is CPU- and disk-bound: one blocking task per core. HeadObject
+    // calls for foreign part sizes overlap with it.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    futures::stream::iter(needs)
+        .map(|(file, need)| async move {
+            let parts = match need {
+                HashNeed::Md5 => None,
+                HashNeed::Parts(size) => Some(size),
+                HashNeed::PartsOfRemote => match store.first_part_size(&file.key).await? {
+                    Some(size) => Some(size),
+                    None => return Ok(None),
+                },
+            };
+            let path = file.path.clone();
+            let hashed = tokio::task::spawn_blocking(move || etag(&path, parts))
+                .await
+                .expect("hashing does not panic");
+            let etag = hashed.map_err(|source| CompareError::Read {
+                path: file.path.clone(),
+                source,
+            })?;
+            Ok(Some((file.key.clone(), etag)))
+        })
+        .buffer_unordered(workers)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await
+}

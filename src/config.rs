@@ -1,0 +1,626 @@
+//! Stage 1: the pipe's whole configuration, read from environment variables and
+//! validated at once, so a user sees every mistake in one run and no network
+//! call is made with a half-valid configuration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Canned ACLs that S3 accepts on an object (what `aws s3 sync --acl` accepts).
+pub const ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+/// Storage classes a PutObject may ask for.
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+];
+
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// The variables as the environment holds them: every one optional and a
+/// string, so that parsing never stops at the first bad value.
+#[derive(Debug, Default, Deserialize)]
+struct RawEnv {
+    s3_bucket: Option<String>,
+    local_path: Option<String>,
+    aws_default_region: Option<String>,
+    aws_region: Option<String>,
+    acl: Option<String>,
+    storage_class: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<String>,
+    content_encoding: Option<String>,
+    delete_flag: Option<String>,
+    debug: Option<String>,
+    concurrency: Option<String>,
+    aws_endpoint_url: Option<String>,
+    aws_endpoint_url_s3: Option<String>,
+    aws_s3_force_path_style: Option<String>,
+}
+
+/// Headers and storage options set on every uploaded object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectSettings {
+    pub acl: Option<String>,
+    pub storage_class: Option<String>,
+    pub cache_control: Option<String>,
+    /// Seconds since the Unix epoch; sent as an HTTP date.
+    pub expires: Option<i64>,
+    pub content_encoding: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bucket: String,
+    /// Key prefix without leading or trailing `/`; empty for the bucket root.
+    pub prefix: String,
+    pub local_path: PathBuf,
+    pub region: String,
+    pub object: ObjectSettings,
+    pub delete: bool,
+    pub debug: bool,
+    pub concurrency: usize,
+    pub force_path_style: bool,
+}
+
+/// Every validation problem found, grouped by variable, in the pipes' format.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ValidationErrors(pub BTreeMap<String, Vec<String>>);
+
+impl ValidationErrors {
+    pub fn add(&mut self, var: &str, reason: impl Into<String>) {
+        self.0
+            .entry(var.to_string())
+            .or_default()
+            .push(reason.into());
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Validation errors:")?;
+        for (var, reasons) in &self.0 {
+            writeln!(f, "{var}:")?;
+            for reason in reasons {
+                writeln!(f, "- {reason}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+impl Config {
+    /// Reads the configuration from the process environment; relative paths
+    /// are resolved against the working directory.
+    pub fn from_env() -> Result<Config, ValidationErrors> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Self::from_vars(std::env::vars(), &cwd)
+    }
+
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+        cwd: &Path,
+    ) -> Result<Config, ValidationErrors> {
+        // An empty value means "not set": Bitbucket passes unset pipe variables
+        // as empty strings.
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        let mut errors = ValidationErrors::default();
+        // Every field is an optional string, so this fails only on a variable
+        // that is not valid Unicode, which `std::env::vars` already refuses.
+        let raw: RawEnv = envy::from_iter(vars).unwrap_or_else(|e| {
+            errors.add("environment", e.to_string());
+            RawEnv::default()
+        });
+        let mut v = Validator {
+            errors: &mut errors,
+        };
+
+        let (bucket, prefix) = match raw.s3_bucket.as_deref() {
+            None => {
+                v.missing(
+                    "S3_BUCKET",
+                    "the bucket to deploy to, e.g. my-bucket or my-bucket/site",
+                );
+                (String::new(), String::new())
+            }
+            Some(s) => v.bucket("S3_BUCKET", s),
+        };
+        let local_path = match raw.local_path.as_deref() {
+            None => {
+                v.missing(
+                    "LOCAL_PATH",
+                    "the folder to deploy, e.g. build or $BITBUCKET_CLONE_DIR/public",
+                );
+                PathBuf::new()
+            }
+            Some(p) => v.directory("LOCAL_PATH", p, cwd),
+        };
+        let region = raw
+            .aws_default_region
+            .clone()
+            .or_else(|| raw.aws_region.clone())
+            .map(|r| r.trim().to_string());
+        if region.is_none() {
+            v.missing("AWS_DEFAULT_REGION", "the bucket's region, e.g. us-east-1");
+        }
+        let object = ObjectSettings {
+            acl: v.one_of("ACL", raw.acl.as_deref(), ACLS),
+            storage_class: v.one_of(
+                "STORAGE_CLASS",
+                raw.storage_class.as_deref(),
+                STORAGE_CLASSES,
+            ),
+            cache_control: v.header("CACHE_CONTROL", raw.cache_control.as_deref()),
+            expires: raw
+                .expires
+                .as_deref()
+                .and_then(|e| v.timestamp("EXPIRES", e)),
+            content_encoding: v.header("CONTENT_ENCODING", raw.content_encoding.as_deref()),
+        };
+        let delete = v.boolean("DELETE_FLAG", raw.delete_flag.as_deref(), false);
+        let debug = v.boolean("DEBUG", raw.debug.as_deref(), false);
+        let concurrency = v.count(
+            "CONCURRENCY",
+            raw.concurrency.as_deref(),
+            1..=256,
+            DEFAULT_CONCURRENCY,
+        );
+        let s3_endpoint = raw
+            .aws_endpoint_url_s3
+            .clone()
+            .or_else(|| raw.aws_endpoint_url.clone());
+        for (var, url) in [
+            ("AWS_ENDPOINT_URL_S3", &raw.aws_endpoint_url_s3),
+            ("AWS_ENDPOINT_URL", &raw.aws_endpoint_url),
+        ] {
+            if let Some(url) = url {
+                v.url(var, url);
+            }
+        }
+        // A custom endpoint is almost always an S3-compatible store or an
+        // emulator reached by IP or a single host name, where virtual-host
+        // addressing cannot resolve; the Rust SDK ignores this variable itself.
+        let force_path_style = v.boolean(
+            "AWS_S3_FORCE_PATH_STYLE",
+            raw.aws_s3_force_path_style.as_deref(),
+            s3_endpoint.is_some(),
+        );
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Config {
+            bucket,
+            prefix,
+            local_path,
+            region: region.unwrap_or_default(),
+            object,
+            delete,
+            debug,
+            concurrency,
+            force_path_style,
+        })
+    }
+
+    /// `bucket/prefix` as the user wrote it, for messages.
+    pub fn destination(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}/", self.bucket)
+        } else {
+            format!("s3://{}/{}/", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// Validation helpers: each records its problems and returns a usable value so
+/// that the remaining variables are still checked.
+struct Validator<'a> {
+    errors: &'a mut ValidationErrors,
+}
+
+impl Validator<'_> {
+    fn missing(&mut self, var: &str, what: &str) {
+        self.errors
+            .add(var, format!("required and not set: {what}"));
+    }
+
+    fn bucket(&mut self, var: &str, value: &str) -> (String, String) {
+        let value = value.trim();
+        let value = value.strip_prefix("s3://").unwrap_or(value);
+        let (bucket, prefix) = value.split_once('/').unwrap_or((value, ""));
+        let prefix = prefix.trim_matches('/').to_string();
+        let valid_chars = bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+        let valid_ends = bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !(3..=63).contains(&bucket.len()) || !valid_chars || !valid_ends {
+            self.errors.add(
+                var,
+                format!(
+                    "{bucket:?} is not a valid bucket name: 3-63 characters of lowercase letters, digits, '.' and '-', \
+                     starting and ending with a letter or digit (write bucket or bucket/prefix)"
+                ),
+            );
+        }
+        if prefix.split('/').any(|part| part.is_empty()) && !prefix.is_empty() {
+            self.errors.add(
+                var,
+                format!("the prefix {prefix:?} contains an empty path segment ('//')"),
+            );
+        }
+        (bucket.to_string(), prefix)
+    }
+
+    fn directory(&mut self, var: &str, value: &str, cwd: &Path) -> PathBuf {
+        let path = cwd.join(value.trim());
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => path,
+            Ok(_) => {
+                self.errors.add(
+                    var,
+                    format!(
+                        "{} is not a directory: point it at the folder to deploy",
+                        path.display()
+                    ),
+                );
+                path
+            }
+            Err(e) => {
+                self.errors.add(
+                    var,
+                    format!(
+                        "{} cannot be read ({e}): build the site before this step, or fix the path",
+                        path.display()
+                    ),
+                );
+                path
+            }
+        }
+    }
+
+    fn one_of(&mut self, var: &str, value: Option<&str>, valid: &[&str]) -> Option<String> {
+        let value = value?.trim();
+        if valid.contains(&value) {
+            Some(value.to_string())
+        } else {
+            self.errors.add(
+                var,
+                format!("{value:?} is not one of: {}", valid.join(", ")),
+            );
+            None
+        }
+    }
+
+    fn header(&mut self, var: &str, value: Option<&str>) -> Option<String> {
+        let value = value?.trim();
+        if value.chars().any(|c| c.is_control() || !c.is_ascii()) {
+            self.errors.add(var, "must be printable ASCII: an HTTP header value cannot hold control or non-ASCII characters");
+            return None;
+        }
+        Some(value.to_string())
+    }
+
+    fn boolean(&mut self, var: &str, value: Option<&str>, default: bool) -> bool {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None => default,
+            Some("true" | "yes" | "on" | "1") => true,
+            Some("false" | "no" | "off" | "0") => false,
+            Some(other) => {
+                self.errors.add(
+                    var,
+                    format!("{other:?} is not a boolean: use true or false (yes/no, on/off)"),
+                );
+                default
+            }
+        }
+    }
+
+    fn count(
+        &mut self,
+        var: &str,
+        value: Option<&str>,
+        range: std::ops::RangeInclusive<usize>,
+        default: usize,
+    ) -> usize {
+        let Some(value) = value else { return default };
+        match value.trim().parse::<usize>() {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                self.errors.add(
+                    var,
+                    format!(
+                        "{value:?} is not a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn timestamp(&mut self, var: &str, value: &str) -> Option<i64> {
+        let parsed = parse_iso8601(value.trim());
+        if parsed.is_none() {
+            self.errors.add(
+                var,
+                format!("{value:?} is not an ISO-8601 date or time, e.g. 2030-01-31 or 2030-01-31T12:00:00Z"),
+            );
+        }
+        parsed
+    }
+
+    fn url(&mut self, var: &str, value: &str) {
+        let ok = value.starts_with("http://") || value.starts_with("https://");
+        if !ok {
+            self.errors.add(
+                var,
+                format!("{value:?} is not a URL: write it as https://host[:port]"),
+            );
+        }
+    }
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` with `Z`, `±HH:MM` or no
+/// zone (read as UTC), into seconds since the Unix epoch.
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let (date, time) = match s.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut d = date.split('-');
+    let year: i64 = d.next()?.parse().ok()?;
+    let month: i64 = d.next()?.parse().ok()?;
+    let day: i64 = d.next()?.parse().ok()?;
+    if d.next().is_some()
+        || !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+    {
+        return None;
+    }
+    let mut seconds = days_from_civil(year, month, day) * 86_400;
+    if let Some(time) = time {
+        let (clock, offset) = split_zone(time)?;
+        let mut parts = clock.split(':');
+        let h: i64 = parts.next()?.parse().ok()?;
+        let m: i64 = parts.next()?.parse().ok()?;
+        let sec: f64 = parts.next().map_or(Some(0.0), |p| p.parse().ok())?;
+        if parts.next().is_some() || h > 23 || m > 59 || !(0.0..61.0).contains(&sec) {
+            return None;
+        }
+        seconds += h * 3600 + m * 60 + sec as i64 - offset;
+    }
+    Some(seconds)
+}
+
+fn split_zone(time: &str) -> Option<(&str, i64)> {
+    if let Some(clock) = time.strip_suffix('Z').or_else(|| time.strip_suffix('z')) {
+        return Some((clock, 0));
+    }
+    match time.rfind(['+', '-']) {
+        Some(i) => {
+            let (clock, zone) = time.split_at(i);
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
+            let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+            Some((clock, sign * (h * 3600 + m * 60)))
+        }
+        None => Some((time, 0)),
+    }
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn base(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v = vars(&[
+            ("S3_BUCKET", "my-bucket"),
+            ("LOCAL_PATH", "."),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ]);
+        v.extend(vars(extra));
+        v
+    }
+
+    fn cwd() -> PathBuf {
+        std::env::temp_dir()
+    }
+
+    #[test]
+    fn minimal_configuration() {
+        let c = Config::from_vars(base(&[]), &cwd()).unwrap();
+        assert_eq!(c.bucket, "my-bucket");
+        assert_eq!(c.prefix, "");
+        assert_eq!(c.region, "eu-west-1");
+        assert!(!c.delete && !c.debug && !c.force_path_style);
+        assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(c.object, ObjectSettings::default());
+    }
+
+    #[test]
+    fn bucket_with_prefix_and_slashes() {
+        for (input, bucket, prefix) in [
+            ("b-1/site", "b-1", "site"),
+            ("b-1/site/", "b-1", "site"),
+            ("b-1/a/b/", "b-1", "a/b"),
+            ("s3://b-1/a", "b-1", "a"),
+            ("b-1/", "b-1", ""),
+        ] {
+            let c = Config::from_vars(base(&[("S3_BUCKET", input)]), &cwd()).unwrap();
+            assert_eq!(
+                (c.bucket.as_str(), c.prefix.as_str()),
+                (bucket, prefix),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_errors_are_collected() {
+        let e = Config::from_vars(
+            vars(&[
+                ("S3_BUCKET", "Bad_Bucket"),
+                ("LOCAL_PATH", "/no/such/folder"),
+                ("ACL", "public"),
+                ("STORAGE_CLASS", "cold"),
+                ("DELETE_FLAG", "maybe"),
+                ("EXPIRES", "tomorrow"),
+            ]),
+            &cwd(),
+        )
+        .unwrap_err();
+        let vars: Vec<&str> = e.0.keys().map(String::as_str).collect();
+        assert_eq!(
+            vars,
+            [
+                "ACL",
+                "AWS_DEFAULT_REGION",
+                "DELETE_FLAG",
+                "EXPIRES",
+                "LOCAL_PATH",
+                "S3_BUCKET",
+                "STORAGE_CLASS"
+            ]
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("ACL:\n- \"public\" is not one of: private, public-read"),
+            "{text}"
+        );
+        assert!(
+            text.contains("DELETE_FLAG:\n- \"maybe\" is not a boolean"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn booleans_in_any_case_and_empty_means_default() {
+        for (value, expected) in [
+            ("TRUE", true),
+            ("yes", true),
+            ("On", true),
+            ("false", false),
+            ("NO", false),
+            ("off", false),
+            ("", false),
+        ] {
+            let c = Config::from_vars(base(&[("DELETE_FLAG", value)]), &cwd()).unwrap();
+            assert_eq!(c.delete, expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn aws_region_is_accepted_and_endpoint_turns_on_path_style() {
+        let mut v = vars(&[
+            ("S3_BUCKET", "b-1"),
+            ("LOCAL_PATH", "."),
+            ("AWS_REGION", "us-east-2"),
+        ]);
+        v.extend(vars(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]));
+        let c = Config::from_vars(v, &cwd()).unwrap();
+        assert_eq!(c.region, "us-east-2");
+        assert!(c.force_path_style);
+        let c = Config::from_vars(
+            base(&[
+                ("AWS_ENDPOINT_URL_S3", "http://h:1"),
+                ("AWS_S3_FORCE_PATH_STYLE", "false"),
+            ]),
+            &cwd(),
+        )
+        .unwrap();
+        assert!(!c.force_path_style);
+    }
+
+    #[test]
+    fn local_path_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let e = Config::from_vars(base(&[("LOCAL_PATH", "f")]), dir.path()).unwrap_err();
+        assert!(e.0["LOCAL_PATH"][0].contains("is not a directory"));
+        let c = Config::from_vars(base(&[("LOCAL_PATH", ".")]), dir.path()).unwrap();
+        assert_eq!(c.local_path, dir.path().join("."));
+    }
+
+    #[test]
+    fn iso8601_timestamps() {
+        assert_eq!(parse_iso8601("1970-01-01"), Some(0));
+        assert_eq!(parse_iso8601("2030-01-31T12:00:00Z"), Some(1_896_091_200));
+        assert_eq!(
+            parse_iso8601("2030-01-31T14:00:00+02:00"),
+            Some(1_896_091_200)
+        );
+        assert_eq!(
+            parse_iso8601("2030-01-31T12:00:00.250Z"),
+            Some(1_896_091_200)
+        );
+        assert_eq!(parse_iso8601("2024-02-29"), Some(1_709_164_800));
+        for bad in [
+            "2023-02-29",
+            "2030-13-01",
+            "31/01/2030",
+            "2030-01-31T25:00:00Z",
+            "soon",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_values_must_be_printable_ascii() {
+        let e = Config::from_vars(base(&[("CACHE_CONTROL", "max-age=1\nx")]), &cwd()).unwrap_err();
+        assert!(e.0.contains_key("CACHE_CONTROL"));
+    }
+}

@@ -1,0 +1,225 @@
+//! Stage 5: carry out the plan, wave by wave: assets, then entry documents,
+//! then deletes. A wave starts only when the one before it fully succeeded,
+//! so a failure never leaves new pages pointing at missing files and never
+//! deletes anything. Nothing here decides what changes; the plan did.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use crate::plan::{Plan, PlannedUpload, Wave};
+use crate::remote::{DeleteFailure, ObjectStore, StoreError};
+use crate::report;
+
+/// DeleteObjects takes at most this many keys.
+pub const DELETE_BATCH: usize = 1000;
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub deleted: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{} of {attempted} uploads failed; {} deletes skipped so nothing is lost", failed.len(), skipped_deletes)]
+    Uploads {
+        failed: Vec<StoreError>,
+        attempted: usize,
+        skipped_deletes: usize,
+        done: Outcome,
+    },
+    #[error("{} of {attempted} deletes failed", failed.len())]
+    Deletes {
+        failed: Vec<DeleteFailure>,
+        attempted: usize,
+        done: Outcome,
+    },
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+pub async fn execute<S: ObjectStore>(
+    store: &S,
+    plan: &Plan,
+    concurrency: usize,
+) -> Result<Outcome, DeployError> {
+    let mut done = Outcome::default();
+    for wave in [Wave::Assets, Wave::EntryDocuments] {
+        let batch: Vec<&PlannedUpload> = plan.uploads.iter().filter(|u| u.wave == wave).collect();
+        let failed = upload_wave(store, &batch, concurrency, &mut done).await;
+        if !failed.is_empty() {
+            let attempted = batch.len();
+            return Err(DeployError::Uploads {
+                failed,
+                attempted,
+                skipped_deletes: plan.deletes.len(),
+                done,
+            });
+        }
+    }
+    delete_all(store, plan, concurrency, done).await
+}
+
+async fn upload_wave<S: ObjectStore>(
+    store: &S,
+    batch: &[&PlannedUpload],
+    concurrency: usize,
+    done: &mut Outcome,
+) -> Vec<StoreError> {
+    let mut failed = Vec::new();
+    let mut results = futures::stream::iter(batch)
+        .map(|planned| async move {
+            let started = Instant::now();
+            let result = store.put(&planned.upload).await;
+            (planned, result, started.elapsed())
+        })
+        .buffer_unordered(concurrency);
+    while let Some((planned, result, took)) = results.next().await {
+        match result {
+            Ok(()) => {
+                done.uploaded += 1;
+                done.uploaded_bytes += planned.upload.size;
+                report::uploaded(planned, took);
+            }
+            Err(e) => {
+                report::upload_failed(&e);
+                failed.push(e);
+            }
+        }
+    }
+    failed
+}
+
+async fn delete_all<S: ObjectStore>(
+    store: &S,
+    plan: &Plan,
+    concurrency: usize,
+    mut done: Outcome,
+) -> Result<Outcome, DeployError> {
+    let keys: Vec<String> = plan.deletes.iter().map(|d| d.key.clone()).collect();
+    let mut failed = Vec::new();
+    let mut batches = futures::stream::iter(keys.chunks(DELETE_BATCH))
+        .map(|batch| async move { (batch, store.delete(batch).await) })
+        .buffer_unordered(concurrency.min(4));
+    while let Some((batch, result)) = batches.next().await {
+        let refused = result.map_err(DeployError::Store)?;
+        for key in batch {
+            if !refused.iter().any(|f| &f.key == key) {
+                done.deleted += 1;
+                report::deleted(key);
+            }
+        }
+        failed.extend(refused);
+    }
+    if failed.is_empty() {
+        Ok(done)
+    } else {
+        Err(DeployError::Deletes {
+            failed,
+            attempted: keys.len(),
+            done,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ObjectSettings;
+    use crate::local::{LocalFile, scan};
+    use crate::plan::{ENTRY_DOCUMENTS, PlanInput, entry_document_globs, hashes_needed, plan};
+    use crate::remote::memory::{FaultyStore, MemoryStore};
+    use std::collections::HashSet;
+
+    fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        dir
+    }
+
+    async fn deploy<S: ObjectStore>(
+        store: &S,
+        root: &std::path::Path,
+        delete: bool,
+    ) -> Result<Outcome, DeployError> {
+        let local: Vec<LocalFile> = scan(root, "p").unwrap();
+        let remote = store.list("p").await.unwrap();
+        let etags = crate::compare::local_etags(store, hashes_needed(&local, &remote))
+            .await
+            .unwrap();
+        let plan = plan(&PlanInput {
+            local: &local,
+            remote: &remote,
+            local_etags: &etags,
+            settings: &ObjectSettings::default(),
+            delete,
+            entry_documents: &entry_document_globs(ENTRY_DOCUMENTS).unwrap(),
+        });
+        execute(store, &plan, 4).await
+    }
+
+    #[tokio::test]
+    async fn redeploy_of_the_same_folder_writes_nothing() {
+        let dir = site(&[("index.html", "<h1>"), ("a/b.css", "x")]);
+        let store = MemoryStore::default();
+        let first = deploy(&store, dir.path(), true).await.unwrap();
+        assert_eq!(first.uploaded, 2);
+        let second = deploy(&store, dir.path(), true).await.unwrap();
+        assert_eq!((second.uploaded, second.deleted), (0, 0));
+        assert_eq!(store.writes(), ["PUT p/a/b.css", "PUT p/index.html"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_asset_stops_pages_and_deletes_and_the_next_run_converges() {
+        let store = MemoryStore::default();
+        deploy(
+            &store,
+            site(&[("old.js", "1"), ("index.html", "1")]).path(),
+            true,
+        )
+        .await
+        .unwrap();
+        let dir = site(&[("new.js", "2"), ("index.html", "2")]);
+        let faulty = FaultyStore {
+            inner: store,
+            fail_puts: HashSet::from(["p/new.js".to_string()]),
+        };
+        let err = deploy(&faulty, dir.path(), true).await.unwrap_err();
+        assert!(
+            matches!(&err, DeployError::Uploads { failed, skipped_deletes: 1, .. } if failed.len() == 1)
+        );
+        // The page still points at the old asset, which still exists.
+        assert_eq!(faulty.inner.keys(), ["p/index.html", "p/old.js"]);
+        let fixed = FaultyStore {
+            inner: faulty.inner,
+            fail_puts: HashSet::new(),
+        };
+        let done = deploy(&fixed, dir.path(), true).await.unwrap();
+        assert_eq!((done.uploaded, done.deleted), (2, 1));
+        assert_eq!(fixed.inner.keys(), ["p/index.html", "p/new.js"]);
+        let writes = fixed.inner.writes();
+        assert_eq!(
+            &writes[writes.len() - 3..],
+            ["PUT p/new.js", "PUT p/index.html", "DELETE p/old.js"]
+        );
+    }
+
+    #[tokio::test]
+    async fn deletes_go_in_batches_of_a_thousand() {
+        let store = MemoryStore::default();
+        let many: Vec<(String, String)> = (0..2500)
+            .map(|i| (format!("f{i}"), String::new()))
+            .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        deploy(&store, site(&refs).path(), false).await.unwrap();
+        let done = deploy(&store, site(&[]).path(), true).await.unwrap();
+        assert_eq!(done.deleted, 2500);
+        assert!(store.keys().is_empty());
+    }
+}

@@ -1,0 +1,51 @@
+//! The one error a run can end with, and what to tell the user about it.
+
+use crate::auth::AuthError;
+use crate::compare::CompareError;
+use crate::config::ValidationErrors;
+use crate::deploy::DeployError;
+use crate::local::ScanError;
+use crate::remote::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipeError {
+    #[error("{0}")]
+    Validation(#[from] ValidationErrors),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("Scanning LOCAL_PATH failed: {0}")]
+    Scan(#[from] ScanError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Compare(#[from] CompareError),
+    #[error("Deployment failed: {0}")]
+    Deploy(#[from] DeployError),
+}
+
+impl PipeError {
+    /// Lines printed under the error: each failure with its hint.
+    pub fn details(&self) -> Vec<String> {
+        let hint = |e: &StoreError| e.hint().map(|h| format!("Hint: {h}"));
+        match self {
+            PipeError::Store(e) | PipeError::Compare(CompareError::Store(e)) => {
+                hint(e).into_iter().collect()
+            }
+            PipeError::Deploy(DeployError::Store(e)) => hint(e).into_iter().collect(),
+            PipeError::Auth(e) => e.hint().into_iter().map(|h| format!("Hint: {h}")).collect(),
+            PipeError::Deploy(DeployError::Uploads { failed, .. }) => {
+                let mut lines: Vec<String> = failed.iter().map(|e| format!("- {e}")).collect();
+                if let Some(h) = failed.iter().find_map(hint) {
+                    lines.push(h);
+                }
+                lines.push("Nothing was deleted. Run the deploy again: it uploads only what is still missing.".into());
+                lines
+            }
+            PipeError::Deploy(DeployError::Deletes { failed, .. }) => failed
+                .iter()
+                .map(|f| format!("- {}: {}: {}", f.key, f.code, f.message))
+                .collect(),
+            PipeError::Validation(_) | PipeError::Scan(_) | PipeError::Compare(_) => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! In-memory stores for unit tests: a bucket in a map, and a wrapper that
+//! fails chosen calls, so the executor's failure rules run without a network.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+
+use super::{
+    DeleteFailure, MULTIPART_THRESHOLD, ObjectStore, RemoteObject, StoreError, Upload, part_size,
+};
+use crate::local::etag;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    pub objects: Mutex<BTreeMap<String, (RemoteObject, Upload)>>,
+    /// Every write, in order, as `PUT key` / `DELETE key`.
+    pub log: Mutex<Vec<String>>,
+}
+
+impl MemoryStore {
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.lock().unwrap().keys().cloned().collect()
+    }
+    pub fn writes(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn list(&self, prefix: &str) -> Result<Vec<RemoteObject>, StoreError> {
+        let start = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|(o, _)| o.key.starts_with(&start))
+            .map(|(o, _)| o.clone())
+            .collect())
+    }
+
+    async fn first_part_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .filter(|(o, _)| o.size >= MULTIPART_THRESHOLD)
+            .map(|(o, _)| part_size(o.size).min(o.size)))
+    }
+
+    async fn put(&self, upload: &Upload) -> Result<(), StoreError> {
+        let parts = (upload.size >= MULTIPART_THRESHOLD).then(|| part_size(upload.size));
+        let etag = etag(&upload.path, parts).map_err(|e| StoreError {
+            operation: "reading",
+            target: upload.path.display().to_string(),
+            code: None,
+            message: e.to_string(),
+        })?;
+        let object = RemoteObject {
+            key: upload.key.clone(),
+            size: upload.size,
+            etag,
+        };
+        self.log.lock().unwrap().push(format!("PUT {}", upload.key));
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(upload.key.clone(), (object, upload.clone()));
+        Ok(())
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
+        assert!(
+            keys.len() <= 1000,
+            "a DeleteObjects batch holds at most 1,000 keys"
+        );
+        for key in keys {
+            self.log.lock().unwrap().push(format!("DELETE {key}"));
+            self.objects.lock().unwrap().remove(key);
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Wraps a store and fails every `put` of the keys in `fail_puts`.
+pub struct FaultyStore<S> {
+    pub inner: S,
+    pub fail_puts: HashSet<String>,
+}
+
+impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
+    async fn list(&self, prefix: &str) -> Result<Vec<RemoteObject>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn first_part_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.first_part_size(key).await
+    }
+    async fn put(&self, upload: &Upload) -> Result<(), StoreError> {
+        if self.fail_puts.contains(&upload.key) {
+            return Err(StoreError {
+                operation: "PutObject",
+                target: upload.key.clone(),
+                code: Some("InternalError".into()),
+                message: "injected fault".into(),
+            });
+        }
+        self.inner.put(upload).await
+    }
+    async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
+        self.inner.delete(keys).await
+    }
+}

@@ -1,0 +1,291 @@
+//! The real bucket: [`ObjectStore`] over the AWS SDK for Rust.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectCannedAcl,
+    ObjectIdentifier, StorageClass,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use super::{
+    DeleteFailure, MULTIPART_THRESHOLD, ObjectStore, RemoteObject, StoreError, Upload, part_size,
+};
+
+/// Parts of one file in flight at once; files are also uploaded concurrently.
+const PART_CONCURRENCY: usize = 4;
+
+/// PutObject and CreateMultipartUpload take the same headers through
+/// different builder types.
+macro_rules! with_settings {
+    ($request:expr, $upload:expr) => {{
+        let s = &$upload.settings;
+        $request
+            .content_type(&$upload.content_type)
+            .set_cache_control(s.cache_control.clone())
+            .set_content_encoding(s.content_encoding.clone())
+            .set_expires(s.expires.map(DateTime::from_secs))
+            .set_acl(s.acl.as_deref().map(ObjectCannedAcl::from))
+            .set_storage_class(s.storage_class.as_deref().map(StorageClass::from))
+    }};
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(sdk: &aws_config::SdkConfig, bucket: &str, force_path_style: bool) -> Self {
+        let conf = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(force_path_style)
+            .build();
+        S3Store {
+            client: Client::from_conf(conf),
+            bucket: bucket.to_string(),
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn put_single(&self, upload: &Upload) -> Result<(), StoreError> {
+        let fail = |e| store_error("PutObject", self.url(&upload.key), e);
+        let body = ByteStream::from_path(&upload.path)
+            .await
+            .map_err(|e| local_read_error(upload, e))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .body(body);
+        with_settings!(request, upload).send().await.map_err(fail)?;
+        Ok(())
+    }
+
+    async fn put_multipart(&self, upload: &Upload) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32);
+        let created = with_settings!(request, upload)
+            .send()
+            .await
+            .map_err(|e| store_error("CreateMultipartUpload", self.url(&upload.key), e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = self.upload_parts(upload, &upload_id).await;
+        if result.is_err() {
+            // An unfinished upload is billed until aborted; the error that
+            // matters to the user is the part's, so this one is only logged.
+            if let Err(e) = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&upload.key)
+                .upload_id(&upload_id)
+                .send()
+                .await
+            {
+                tracing::warn!(
+                    "could not abort the multipart upload of {}: {}",
+                    upload.key,
+                    DisplayErrorContext(e)
+                );
+            }
+        }
+        result
+    }
+
+    async fn upload_parts(&self, upload: &Upload, upload_id: &str) -> Result<(), StoreError> {
+        let size = part_size(upload.size);
+        let count = upload.size.div_ceil(size).max(1);
+        let mut parts: Vec<CompletedPart> = futures::stream::iter(0..count)
+            .map(|i| async move {
+                let number = i32::try_from(i + 1).expect("at most 10,000 parts");
+                let offset = i * size;
+                let body = ByteStream::read_from()
+                    .path(&upload.path)
+                    .offset(offset)
+                    .length(Length::Exact(size.min(upload.size - offset)))
+                    .build()
+                    .await
+                    .map_err(|e| local_read_error(upload, e))?;
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(&upload.key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        store_error(
+                            "UploadPart",
+                            format!("{} part {number}", self.url(&upload.key)),
+                            e,
+                        )
+                    })?;
+                Ok::<_, StoreError>(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(String::from))
+                        .set_checksum_crc32(out.checksum_crc32().map(String::from))
+                        .build(),
+                )
+            })
+            .buffer_unordered(PART_CONCURRENCY)
+            .try_collect()
+            .await?;
+        parts.sort_by_key(|p| p.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| store_error("CompleteMultipartUpload", self.url(&upload.key), e))?;
+        Ok(())
+    }
+}
+
+impl ObjectStore for S3Store {
+    async fn list(&self, prefix: &str) -> Result<Vec<RemoteObject>, StoreError> {
+        // The trailing `/` keeps a prefix `site` from matching `site2/...`.
+        let list_prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&list_prefix)
+            .into_paginator()
+            .send();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store_error("ListObjectsV2", self.url(&list_prefix), e))?;
+            for o in page.contents() {
+                objects.push(RemoteObject {
+                    key: o.key().unwrap_or_default().to_string(),
+                    size: o.size().unwrap_or_default().max(0) as u64,
+                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                });
+            }
+        }
+        Ok(objects)
+    }
+
+    async fn first_part_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .part_number(1)
+            .send()
+            .await
+            .map_err(|e| store_error("HeadObject", self.url(key), e))?;
+        Ok(out
+            .parts_count()
+            .filter(|n| *n > 0)
+            .and(out.content_length())
+            .map(|n| n.max(0) as u64))
+    }
+
+    async fn put(&self, upload: &Upload) -> Result<(), StoreError> {
+        if upload.size >= MULTIPART_THRESHOLD {
+            self.put_multipart(upload).await
+        } else {
+            self.put_single(upload).await
+        }
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
+        let fail = |e| store_error("DeleteObjects", self.url(&keys[0]), e);
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(SdkError::construction_failure(e)))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| fail(SdkError::construction_failure(e)))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(fail)?;
+        Ok(out
+            .errors()
+            .iter()
+            .map(|e| DeleteFailure {
+                key: e.key().unwrap_or_default().to_string(),
+                code: e.code().unwrap_or_default().to_string(),
+                message: e.message().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+}
+
+fn local_read_error(upload: &Upload, e: impl std::fmt::Display) -> StoreError {
+    StoreError {
+        operation: "reading",
+        target: upload.path.display().to_string(),
+        code: None,
+        message: format!("{e} (was the file changed or removed during the deploy?)"),
+    }
+}
+
+/// Maps an SDK error to the crate's error: the service's code and message
+/// when it answered, `Unreachable` when the network failed.
+pub(crate) fn store_error<E, R>(
+    operation: &'static str,
+    target: String,
+    err: SdkError<E, R>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let unreachable = match &err {
+        SdkError::DispatchFailure(f) => f.is_io() || f.is_timeout(),
+        SdkError::TimeoutError(_) => true,
+        _ => false,
+    };
+    let code = if unreachable {
+        Some("Unreachable".to_string())
+    } else {
+        err.code().map(String::from)
+    };
+    let message = match err.message() {
+        Some(m) if !unreachable => m.to_string(),
+        _ => DisplayErrorContext(&err).to_string(),
+    };
+    StoreError {
+        operation,
+        target,
+        code,
+        message,
+    }
+}
