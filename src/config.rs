@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth;
+
 /// Canned ACLs that S3 accepts on an object (what `aws s3 sync --acl` accepts).
 pub const ACLS: &[&str] = &[
     "private",
@@ -52,6 +54,19 @@ struct RawEnv {
     aws_endpoint_url: Option<String>,
     aws_endpoint_url_s3: Option<String>,
     aws_s3_force_path_style: Option<String>,
+    aws_oidc_role_arn: Option<String>,
+    bitbucket_step_oidc_token: Option<String>,
+    aws_access_key_id: Option<String>,
+    aws_secret_access_key: Option<String>,
+    aws_session_token: Option<String>,
+    aws_role_session_name: Option<String>,
+    aws_role_duration_seconds: Option<String>,
+    bitbucket_repo_slug: Option<String>,
+    bitbucket_build_number: Option<String>,
+    aws_profile: Option<String>,
+    aws_web_identity_token_file: Option<String>,
+    aws_container_credentials_relative_uri: Option<String>,
+    aws_container_credentials_full_uri: Option<String>,
 }
 
 /// Headers and storage options set on every uploaded object.
@@ -74,9 +89,9 @@ pub struct Config {
     pub region: String,
     pub object: ObjectSettings,
     pub delete: bool,
-    pub debug: bool,
     pub concurrency: usize,
     pub force_path_style: bool,
+    pub credentials: auth::Source,
 }
 
 /// Every validation problem found, grouped by variable, in the pipes' format.
@@ -109,6 +124,17 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+/// Whether `DEBUG` asks for debug output, read before validation so that the
+/// messages validation itself logs are filtered the same way.
+pub fn debug_requested() -> bool {
+    std::env::var("DEBUG").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "true" | "yes" | "on" | "1"
+        )
+    })
+}
 
 impl Config {
     /// Reads the configuration from the process environment; relative paths
@@ -182,7 +208,9 @@ impl Config {
             content_encoding: v.header("CONTENT_ENCODING", raw.content_encoding.as_deref()),
         };
         let delete = v.boolean("DELETE_FLAG", raw.delete_flag.as_deref(), false);
-        let debug = v.boolean("DEBUG", raw.debug.as_deref(), false);
+        // Read by `debug_requested` before validation; checked here so that a
+        // typo is reported like any other.
+        v.boolean("DEBUG", raw.debug.as_deref(), false);
         let concurrency = v.count(
             "CONCURRENCY",
             raw.concurrency.as_deref(),
@@ -210,6 +238,29 @@ impl Config {
             s3_endpoint.is_some(),
         );
 
+        let credentials = auth::choose(&auth::AuthVars {
+            oidc_role_arn: raw.aws_oidc_role_arn,
+            oidc_token: raw.bitbucket_step_oidc_token,
+            access_key_id: raw.aws_access_key_id,
+            secret_access_key: raw.aws_secret_access_key,
+            session_token: raw.aws_session_token,
+            session_name: raw.aws_role_session_name,
+            duration_seconds: raw.aws_role_duration_seconds,
+            repo_slug: raw.bitbucket_repo_slug,
+            build_number: raw.bitbucket_build_number.clone(),
+            in_bitbucket: raw.bitbucket_build_number.is_some(),
+            chain_configured: raw.aws_profile.is_some()
+                || raw.aws_web_identity_token_file.is_some()
+                || raw.aws_container_credentials_relative_uri.is_some()
+                || raw.aws_container_credentials_full_uri.is_some(),
+        })
+        .unwrap_or_else(|problems| {
+            for (var, reason) in problems {
+                errors.add(var, reason);
+            }
+            auth::Source::DefaultChain
+        });
+
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -220,9 +271,9 @@ impl Config {
             region: region.unwrap_or_default(),
             object,
             delete,
-            debug,
             concurrency,
             force_path_style,
+            credentials,
         })
     }
 
@@ -485,7 +536,7 @@ mod tests {
         assert_eq!(c.bucket, "my-bucket");
         assert_eq!(c.prefix, "");
         assert_eq!(c.region, "eu-west-1");
-        assert!(!c.delete && !c.debug && !c.force_path_style);
+        assert!(!c.delete && !c.force_path_style);
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.object, ObjectSettings::default());
     }

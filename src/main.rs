@@ -24,11 +24,11 @@ use remote::s3::S3Store;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    report::init(config::debug_requested());
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(errors) => return fail(&PipeError::from(errors)),
     };
-    report::init(config.debug);
     match run(&config).await {
         Ok(summary) => {
             report::success(&summary);
@@ -50,7 +50,7 @@ async fn run(config: &Config) -> Result<String, PipeError> {
         config.local_path.display(),
         config.destination()
     );
-    let sdk = auth::load(config).await?;
+    let sdk = auth::load(&config.region, &config.credentials).await?;
     let store = S3Store::new(&sdk, &config.bucket, config.force_path_style);
 
     let root = config.local_path.clone();

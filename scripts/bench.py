@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""This pipe against `aws s3 sync` (the command atlassian/aws-s3-deploy runs),
+on one local moto server, in one run, on the same generated site.
+
+Phases, each run by both tools on their own bucket:
+  a. first deploy;
+  b. redeploy after touching every mtime (a fresh clone in CI);
+  c. redeploy after editing 1% of the files (half of the edits keep the size)
+     and deleting 1%, with every mtime then reset to one fixed time, as
+     reproducible builds (SOURCE_DATE_EPOCH) and restored artifacts do.
+
+Writes, bytes and HeadObject calls are counted at the server (moto's request
+recorder). "wrong" is how many keys differ from the folder afterwards.
+Peak RSS is the tool process's own (wait4), without the server.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def generate(root, n, seed):
+    """n files, sizes drawn like a built site: mostly small text, some images,
+    a few large media files."""
+    rng = random.Random(seed)
+    for i in range(n):
+        r = rng.random()
+        if r < 0.80:
+            size, ext = rng.randint(200, 40_000), rng.choice(["html", "css", "js", "json", "svg"])
+        elif r < 0.99:
+            size, ext = rng.randint(40_000, 400_000), rng.choice(["png", "jpg", "webp"])
+        else:
+            size, ext = rng.randint(4_000_000, 12_000_000), "mp4"
+        path = root / f"d{i % 40}" / f"s{i % 7}" / f"f{i}.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+
+
+def set_mtimes(root, when):
+    for p in root.rglob("*"):
+        os.utime(p, (when, when))
+
+
+def mutate(root, fraction, seed):
+    """Edits `fraction` of the files (half keeping their size) and deletes
+    another `fraction`."""
+    rng = random.Random(seed)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    count = max(2, int(len(files) * fraction))
+    chosen = rng.sample(files, 2 * count)
+    for i, p in enumerate(chosen[:count]):
+        data = bytearray(p.read_bytes() or b"\0")
+        if i % 2 == 0:
+            data[len(data) // 2] ^= 0xFF  # same size
+        else:
+            data += b"appended"
+        p.write_bytes(bytes(data))
+    for p in chosen[count:]:
+        p.unlink()
+
+
+class Server:
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.recording = workdir / "recording"
+        env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(self.recording))
+        self.log = open(workdir / "moto.log", "w")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log,
+            stderr=self.log,
+            env=env,
+        )
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            config=Config(s3={"addressing_style": "path"}, max_pool_connections=32),
+        )
+
+    def post(self, path):
+        urllib.request.urlopen(urllib.request.Request(self.endpoint + path, method="POST", data=b""))
+
+    def start(self):
+        self.post("/moto-api/recorder/reset-recording")
+        self.post("/moto-api/recorder/start-recording")
+
+    def stop(self):
+        """Counts of the recorded requests."""
+        self.post("/moto-api/recorder/stop-recording")
+        counts = {"written": 0, "bytes": 0, "deleted": 0, "head": 0}
+        decoder = json.JSONDecoder()
+        text = self.recording.read_text()
+        i = 0
+        while i < len(text):
+            while i < len(text) and text[i].isspace():
+                i += 1
+            if i >= len(text):
+                break
+            req, i = decoder.raw_decode(text, i)
+            method, url, headers = req["method"], req["url"], req["headers"]
+            h = {k.lower(): v for k, v in headers.items()}
+            size = int(h.get("x-amz-decoded-content-length") or h.get("content-length") or 0)
+            if method == "PUT":
+                counts["bytes"] += size
+                if "partNumber=" not in url:
+                    counts["written"] += 1
+            elif method == "POST" and "uploadId=" in url:
+                counts["written"] += 1  # CompleteMultipartUpload
+            elif method == "POST" and "delete" in url.split("?", 1)[-1]:
+                body = req.get("body") or ""
+                if req.get("body_encoded"):
+                    body = base64.b64decode(body).decode(errors="replace")
+                counts["deleted"] += body.count("<Key>")
+            elif method == "DELETE":
+                counts["deleted"] += 1
+            elif method == "HEAD":
+                counts["head"] += 1
+        return counts
+
+    def contents(self, bucket):
+        out = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                out[o["Key"]] = hashlib.md5(self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()).hexdigest()
+        return out
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
+def local_contents(root):
+    return {
+        p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def wrong(server, bucket, root):
+    remote, local = server.contents(bucket), local_contents(root)
+    return sum(1 for k in remote.keys() | local.keys() if remote.get(k) != local.get(k))
+
+
+def run_tool(cmd, env):
+    """Runs a command; returns (seconds, peak RSS in MB, returncode, output)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, proc.returncode, out.decode(errors="replace")
+
+
+def tools(binary, server, site):
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=server.endpoint,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return {
+        "this pipe": lambda bucket: (
+            [str(binary)],
+            dict(env, S3_BUCKET=bucket, LOCAL_PATH=str(site), DELETE_FLAG="true"),
+        ),
+        "aws s3 sync": lambda bucket: (
+            [str(VENV_BIN / "aws"), "s3", "sync", str(site), f"s3://{bucket}", "--delete", "--only-show-errors"],
+            env,
+        ),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=1, help="paired runs; the order of the tools alternates")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    server = Server(work)
+    results = {}  # (phase, tool) -> list of dicts
+    try:
+        for run in range(args.runs):
+            site = work / f"site{run}"
+            generate(site, args.files, args.seed)
+            size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
+            print(f"run {run + 1}: {args.files} files, {size / 1e6:.1f} MB", file=sys.stderr)
+            copies = {}
+            names = list(tools(args.bin, server, site))
+            if run % 2:
+                names.reverse()
+            for name in names:
+                copies[name] = work / f"site{run}-{name.replace(' ', '-')}"
+                shutil.copytree(site, copies[name])
+            buckets = {name: f"bench-{run}-{i}" for i, name in enumerate(names)}
+            for b in buckets.values():
+                server.s3.create_bucket(Bucket=b)
+            for phase in ("a", "b", "c"):
+                for name in names:
+                    root = copies[name]
+                    if phase == "b":
+                        set_mtimes(root, time.time())
+                    if phase == "c":
+                        mutate(root, 0.01, args.seed + run)
+                        set_mtimes(root, 1_577_836_800)  # 2020-01-01, a fixed build time
+                    cmd, env = tools(args.bin, server, root)[name](buckets[name])
+                    server.start()
+                    secs, rss, rc, out = run_tool(cmd, env)
+                    counts = server.stop()
+                    if rc != 0:
+                        print(out, file=sys.stderr)
+                        raise SystemExit(f"{name} failed in phase {phase} (exit {rc})")
+                    counts.update(seconds=secs, rss=rss, wrong=wrong(server, buckets[name], root))
+                    results.setdefault((phase, name), []).append(counts)
+                    print(f"  {phase} {name}: {secs:.2f} s {counts}", file=sys.stderr)
+    finally:
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    labels = {"a": "a. first deploy", "b": "b. touch all mtimes", "c": "c. 1% edited, 1% deleted"}
+    print(f"\n{args.files} files, {args.runs} paired run(s), medians\n")
+    print("| phase | tool | wall s | objects written | MB uploaded | deleted | HeadObject | peak RSS MB | wrong |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for phase in "abc":
+        row = {}
+        for name in ("this pipe", "aws s3 sync"):
+            rs = results[(phase, name)]
+            med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+            row[name] = med
+            print(
+                f"| {labels[phase]} | {name} | {med['seconds']:.2f} | {med['written']:.0f} | {med['bytes'] / 1e6:.1f} "
+                f"| {med['deleted']:.0f} | {med['head']:.0f} | {med['rss']:.0f} | {med['wrong']:.0f} |"
+            )
+        ratio = row["aws s3 sync"]["seconds"] / row["this pipe"]["seconds"]
+        print(f"| {labels[phase]} | ratio | aws s3 sync / this pipe = {ratio:.1f}x | | | | | | |")
+
+
+if __name__ == "__main__":
+    main()
