@@ -24,7 +24,7 @@ build:
 
 ## All the tests: unit tests, then integration tests against a moto server
 ## they start on 127.0.0.1, then the container image run as Bitbucket runs it.
-test: $(VENV)/.installed build
+test: $(VENV)/.installed image
 	cargo test $(CARGO_FLAGS)
 	$(PY) -m pytest test -q -p no:cacheprovider
 
@@ -43,6 +43,13 @@ stop:
 ## This pipe against `aws s3 sync` on one local server, same run, same site.
 bench: $(VENV)/.installed build
 	$(PY) scripts/bench.py --bin "$(BIN)" $(BENCH_ARGS)
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+IMAGE   := s3-cloudfront-deploy:local
+
+## The pipe's image, built offline from the release binary (no image pull).
+image: build
+	@scripts/image.sh "$(BIN)" "$(IMAGE)" "$(VERSION)"
 
 clean:
 	rm -rf target $(VENV) .demo .bench

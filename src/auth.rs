@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider, future};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sts::error::DisplayErrorContext;
 use tracing::{info, warn};
 
 /// A value that must never be printed: its Debug and Display are masked.
@@ -375,20 +375,8 @@ impl WebIdentity {
             .send()
             .await
             .map_err(|e| {
-                let unreachable = matches!(
-                    e,
-                    aws_sdk_sts::error::SdkError::DispatchFailure(_)
-                        | aws_sdk_sts::error::SdkError::TimeoutError(_)
-                );
-                let code = if unreachable {
-                    "Unreachable"
-                } else {
-                    e.code().unwrap_or("Unknown")
-                };
-                let message = e
-                    .message()
-                    .map_or_else(|| DisplayErrorContext(&e).to_string(), String::from);
-                fail(code.to_string(), message)
+                let (code, message) = crate::sdk_error::describe(&e);
+                fail(code.unwrap_or_else(|| "Unknown".into()), message)
             })?;
         let c = out.credentials().ok_or_else(|| {
             fail(

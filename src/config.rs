@@ -67,6 +67,13 @@ struct RawEnv {
     aws_web_identity_token_file: Option<String>,
     aws_container_credentials_relative_uri: Option<String>,
     aws_container_credentials_full_uri: Option<String>,
+    distribution_id: Option<String>,
+    paths: Option<String>,
+    wait: Option<String>,
+    wait_timeout: Option<String>,
+    invalidation_max_paths: Option<String>,
+    invalidate: Option<String>,
+    aws_endpoint_url_cloudfront: Option<String>,
 }
 
 /// Headers and storage options set on every uploaded object.
@@ -82,16 +89,41 @@ pub struct ObjectSettings {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub region: String,
+    pub credentials: auth::Source,
+    /// What to deploy, unless the pipe only invalidates.
+    pub deploy: Option<Deploy>,
+    /// What to invalidate, when DISTRIBUTION_ID is set and INVALIDATE is on.
+    pub cdn: Option<Cdn>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deploy {
     pub bucket: String,
     /// Key prefix without leading or trailing `/`; empty for the bucket root.
     pub prefix: String,
     pub local_path: PathBuf,
-    pub region: String,
     pub object: ObjectSettings,
     pub delete: bool,
     pub concurrency: usize,
     pub force_path_style: bool,
-    pub credentials: auth::Source,
+}
+
+pub const DEFAULT_WAIT_TIMEOUT: u64 = 900;
+/// CloudFront's free tier covers 1,000 paths a month: 15 per deploy leaves
+/// room for about two deploys a day.
+pub const DEFAULT_MAX_PATHS: usize = 15;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cdn {
+    pub distribution_ids: Vec<String>,
+    /// `PATHS`, sent as given instead of the computed list.
+    pub paths: Option<Vec<String>>,
+    pub wait: bool,
+    pub wait_timeout: std::time::Duration,
+    pub max_paths: usize,
+    /// The start of every CallerReference: the build that made it.
+    pub reference: String,
 }
 
 /// Every validation problem found, grouped by variable, in the pipes' format.
@@ -165,24 +197,31 @@ impl Config {
             errors: &mut errors,
         };
 
+        // Only DISTRIBUTION_ID (no S3_BUCKET, no LOCAL_PATH): invalidate only,
+        // as atlassian/aws-cloudfront-invalidate does.
+        let deploying =
+            raw.s3_bucket.is_some() || raw.local_path.is_some() || raw.distribution_id.is_none();
         let (bucket, prefix) = match raw.s3_bucket.as_deref() {
-            None => {
+            None if deploying => {
                 v.missing(
                     "S3_BUCKET",
-                    "the bucket to deploy to, e.g. my-bucket or my-bucket/site",
+                    "the bucket to deploy to, e.g. my-bucket or my-bucket/site \
+                     (or set only DISTRIBUTION_ID to invalidate without deploying)",
                 );
                 (String::new(), String::new())
             }
+            None => (String::new(), String::new()),
             Some(s) => v.bucket("S3_BUCKET", s),
         };
         let local_path = match raw.local_path.as_deref() {
-            None => {
+            None if deploying => {
                 v.missing(
                     "LOCAL_PATH",
                     "the folder to deploy, e.g. build or $BITBUCKET_CLONE_DIR/public",
                 );
                 PathBuf::new()
             }
+            None => PathBuf::new(),
             Some(p) => v.directory("LOCAL_PATH", p, cwd),
         };
         let region = raw
@@ -238,6 +277,11 @@ impl Config {
             s3_endpoint.is_some(),
         );
 
+        let cdn = v.cdn(&raw);
+        if let Some(url) = &raw.aws_endpoint_url_cloudfront {
+            v.url("AWS_ENDPOINT_URL_CLOUDFRONT", url);
+        }
+
         let credentials = auth::choose(&auth::AuthVars {
             oidc_role_arn: raw.aws_oidc_role_arn,
             oidc_token: raw.bitbucket_step_oidc_token,
@@ -265,19 +309,24 @@ impl Config {
             return Err(errors);
         }
         Ok(Config {
-            bucket,
-            prefix,
-            local_path,
             region: region.unwrap_or_default(),
-            object,
-            delete,
-            concurrency,
-            force_path_style,
             credentials,
+            deploy: deploying.then_some(Deploy {
+                bucket,
+                prefix,
+                local_path,
+                object,
+                delete,
+                concurrency,
+                force_path_style,
+            }),
+            cdn,
         })
     }
+}
 
-    /// `bucket/prefix` as the user wrote it, for messages.
+impl Deploy {
+    /// `s3://bucket/prefix/`, for messages.
     pub fn destination(&self) -> String {
         if self.prefix.is_empty() {
             format!("s3://{}/", self.bucket)
@@ -294,6 +343,74 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    fn cdn(&mut self, raw: &RawEnv) -> Option<Cdn> {
+        let ids: Vec<String> = raw
+            .distribution_id
+            .as_deref()?
+            .split([' ', ',', '\n', '\t'])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        for id in &ids {
+            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                self.errors.add(
+                    "DISTRIBUTION_ID",
+                    format!("{id:?} is not a distribution id (like E2QWRUHAPOMQZL): separate several with spaces or commas"),
+                );
+            }
+        }
+        let paths = raw
+            .paths
+            .as_deref()
+            .map(|p| p.split_whitespace().map(str::to_string).collect::<Vec<_>>());
+        for path in paths.iter().flatten() {
+            if !path.starts_with('/') {
+                self.errors
+                    .add("PATHS", format!("{path:?} must start with /"));
+            }
+        }
+        let wait = self.boolean("WAIT", raw.wait.as_deref(), false);
+        let wait_timeout = self.count(
+            "WAIT_TIMEOUT",
+            raw.wait_timeout.as_deref(),
+            1..=86_400,
+            DEFAULT_WAIT_TIMEOUT as usize,
+        );
+        let max_paths = self.count(
+            "INVALIDATION_MAX_PATHS",
+            raw.invalidation_max_paths.as_deref(),
+            1..=3000,
+            DEFAULT_MAX_PATHS,
+        );
+        let enabled = self.boolean("INVALIDATE", raw.invalidate.as_deref(), true);
+        if !enabled {
+            tracing::info!(
+                "INVALIDATE is false: DISTRIBUTION_ID is kept but nothing is invalidated"
+            );
+            return None;
+        }
+        let reference = match &raw.bitbucket_build_number {
+            Some(build) => format!(
+                "bitbucket-{}-{build}",
+                raw.bitbucket_repo_slug.as_deref().unwrap_or("repo")
+            ),
+            None => format!(
+                "local-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            ),
+        };
+        Some(Cdn {
+            distribution_ids: ids,
+            paths,
+            wait,
+            wait_timeout: std::time::Duration::from_secs(wait_timeout as u64),
+            max_paths,
+            reference,
+        })
+    }
+
     fn missing(&mut self, var: &str, what: &str) {
         self.errors
             .add(var, format!("required and not set: {what}"));
@@ -533,12 +650,13 @@ mod tests {
     #[test]
     fn minimal_configuration() {
         let c = Config::from_vars(base(&[]), &cwd()).unwrap();
-        assert_eq!(c.bucket, "my-bucket");
-        assert_eq!(c.prefix, "");
+        let d = c.deploy.clone().unwrap();
+        assert_eq!(d.bucket, "my-bucket");
+        assert_eq!(d.prefix, "");
         assert_eq!(c.region, "eu-west-1");
-        assert!(!c.delete && !c.force_path_style);
-        assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
-        assert_eq!(c.object, ObjectSettings::default());
+        assert!(!d.delete && !d.force_path_style);
+        assert_eq!(d.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(d.object, ObjectSettings::default());
     }
 
     #[test]
@@ -551,8 +669,9 @@ mod tests {
             ("b-1/", "b-1", ""),
         ] {
             let c = Config::from_vars(base(&[("S3_BUCKET", input)]), &cwd()).unwrap();
+            let d = c.deploy.clone().unwrap();
             assert_eq!(
-                (c.bucket.as_str(), c.prefix.as_str()),
+                (d.bucket.as_str(), d.prefix.as_str()),
                 (bucket, prefix),
                 "{input}"
             );
@@ -609,7 +728,8 @@ mod tests {
             ("", false),
         ] {
             let c = Config::from_vars(base(&[("DELETE_FLAG", value)]), &cwd()).unwrap();
-            assert_eq!(c.delete, expected, "{value}");
+            let d = c.deploy.clone().unwrap();
+            assert_eq!(d.delete, expected, "{value}");
         }
     }
 
@@ -622,8 +742,9 @@ mod tests {
         ]);
         v.extend(vars(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]));
         let c = Config::from_vars(v, &cwd()).unwrap();
+        let d = c.deploy.clone().unwrap();
         assert_eq!(c.region, "us-east-2");
-        assert!(c.force_path_style);
+        assert!(d.force_path_style);
         let c = Config::from_vars(
             base(&[
                 ("AWS_ENDPOINT_URL_S3", "http://h:1"),
@@ -632,7 +753,8 @@ mod tests {
             &cwd(),
         )
         .unwrap();
-        assert!(!c.force_path_style);
+        let d = c.deploy.clone().unwrap();
+        assert!(!d.force_path_style);
     }
 
     #[test]
@@ -642,7 +764,8 @@ mod tests {
         let e = Config::from_vars(base(&[("LOCAL_PATH", "f")]), dir.path()).unwrap_err();
         assert!(e.0["LOCAL_PATH"][0].contains("is not a directory"));
         let c = Config::from_vars(base(&[("LOCAL_PATH", ".")]), dir.path()).unwrap();
-        assert_eq!(c.local_path, dir.path().join("."));
+        let d = c.deploy.clone().unwrap();
+        assert_eq!(d.local_path, dir.path().join("."));
     }
 
     #[test]

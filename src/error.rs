@@ -1,6 +1,7 @@
 //! The one error a run can end with, and what to tell the user about it.
 
 use crate::auth::AuthError;
+use crate::cdn::InvalidateError;
 use crate::compare::CompareError;
 use crate::config::ValidationErrors;
 use crate::deploy::DeployError;
@@ -21,6 +22,11 @@ pub enum PipeError {
     Compare(#[from] CompareError),
     #[error("Deployment failed: {0}")]
     Deploy(#[from] DeployError),
+    #[error("{}CloudFront invalidation failed: {source}", if *deployed { "The files are deployed but not invalidated. " } else { "" })]
+    Invalidate {
+        deployed: bool,
+        source: InvalidateError,
+    },
 }
 
 impl PipeError {
@@ -45,7 +51,14 @@ impl PipeError {
                 .iter()
                 .map(|f| format!("- {}: {}: {}", f.key, f.code, f.message))
                 .collect(),
-            PipeError::Validation(_) | PipeError::Scan(_) | PipeError::Compare(_) => Vec::new(),
+            PipeError::Invalidate {
+                source: InvalidateError::Cdn(e),
+                ..
+            } => e.hint().map(|h| format!("Hint: {h}")).into_iter().collect(),
+            PipeError::Validation(_)
+            | PipeError::Scan(_)
+            | PipeError::Compare(_)
+            | PipeError::Invalidate { .. } => Vec::new(),
         }
     }
 }

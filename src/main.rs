@@ -1,18 +1,21 @@
 //! Deploys a folder to S3 and invalidates CloudFront, as a Bitbucket Pipe.
 //!
 //! configuration → credentials → local scan ‖ remote listing → hashes →
-//! plan → execution → report.
+//! plan → execution → CDN invalidation → report.
 
 mod auth;
+mod cdn;
 mod compare;
 mod config;
 mod content_type;
 mod deploy;
 mod error;
+mod help;
 mod local;
 mod plan;
 mod remote;
 mod report;
+mod sdk_error;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -24,39 +27,86 @@ use remote::s3::S3Store;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Some(code) = help::handle(&std::env::args().skip(1).collect::<Vec<_>>()) {
+        return ExitCode::from(code);
+    }
     report::init(config::debug_requested());
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(errors) => return fail(&PipeError::from(errors)),
+    let result = match Config::from_env() {
+        Ok(config) => run(&config).await,
+        Err(errors) => Err(errors.into()),
     };
-    match run(&config).await {
-        Ok(summary) => {
-            report::success(&summary);
+    match result {
+        Ok(lines) => {
+            lines.iter().for_each(|line| report::success(line));
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            report::failure(&e);
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn fail(error: &PipeError) -> ExitCode {
-    report::failure(error);
-    ExitCode::FAILURE
+/// Every stage in order; returns the success lines.
+async fn run(config: &Config) -> Result<Vec<String>, PipeError> {
+    let started = Instant::now();
+    let sdk = auth::load(&config.region, &config.credentials).await?;
+    let mut lines = Vec::new();
+    let mut changed = None;
+    if let Some(target) = &config.deploy {
+        let (plan, done) = deploy_folder(&sdk, target).await?;
+        lines.push(format!(
+            "Deployment successful: {} uploaded ({}), {} unchanged, {} deleted in {}",
+            done.uploaded,
+            report::bytes(done.uploaded_bytes),
+            plan.skips.len(),
+            done.deleted,
+            report::seconds(started.elapsed())
+        ));
+        changed = Some((target, plan.changed_keys()));
+    }
+    if let Some(settings) = &config.cdn {
+        let cdn = cdn::cloudfront::CloudFront::new(&sdk);
+        let changed = changed
+            .as_ref()
+            .map(|(t, keys)| (t.bucket.as_str(), t.prefix.as_str(), keys.as_slice()));
+        let done = cdn::invalidate(&cdn, settings, changed, cdn::PACING)
+            .await
+            .map_err(|source| PipeError::Invalidate {
+                deployed: config.deploy.is_some(),
+                source,
+            })?;
+        for inv in done {
+            for id in &inv.ids {
+                lines.push(format!(
+                    "Successfully created a cloudfront invalidation: {id}"
+                ));
+            }
+            if inv.completed {
+                lines.push(format!(
+                    "Invalidation completed on {} ({})",
+                    inv.distribution_id, inv.domain_name
+                ));
+            }
+        }
+    }
+    Ok(lines)
 }
 
-async fn run(config: &Config) -> Result<String, PipeError> {
-    let started = Instant::now();
+async fn deploy_folder(
+    sdk: &aws_config::SdkConfig,
+    target: &config::Deploy,
+) -> Result<(plan::Plan, deploy::Outcome), PipeError> {
     tracing::info!(
         "Deploying {} to {}",
-        config.local_path.display(),
-        config.destination()
+        target.local_path.display(),
+        target.destination()
     );
-    let sdk = auth::load(&config.region, &config.credentials).await?;
-    let store = S3Store::new(&sdk, &config.bucket, config.force_path_style);
+    let store = S3Store::new(sdk, &target.bucket, target.force_path_style);
 
-    let root = config.local_path.clone();
-    let prefix = config.prefix.clone();
+    let (root, prefix) = (target.local_path.clone(), target.prefix.clone());
     let scan = tokio::task::spawn_blocking(move || local::scan(&root, &prefix));
-    let (local, remote) = tokio::join!(scan, store.list(&config.prefix));
+    let (local, remote) = tokio::join!(scan, store.list(&target.prefix));
     let local = local.expect("scanning does not panic")?;
     let remote = remote?;
     tracing::info!(
@@ -72,19 +122,12 @@ async fn run(config: &Config) -> Result<String, PipeError> {
         local: &local,
         remote: &remote,
         local_etags: &local_etags,
-        settings: &config.object,
-        delete: config.delete,
+        settings: &target.object,
+        delete: target.delete,
         entry_documents: &entry_documents,
     });
-    report::plan(&plan, &config.destination());
+    report::plan(&plan, &target.destination());
 
-    let done = deploy::execute(&store, &plan, config.concurrency).await?;
-    Ok(format!(
-        "Deployment successful: {} uploaded ({}), {} unchanged, {} deleted in {}",
-        done.uploaded,
-        report::bytes(done.uploaded_bytes),
-        plan.skips.len(),
-        done.deleted,
-        report::seconds(started.elapsed())
-    ))
+    let done = deploy::execute(&store, &plan, target.concurrency).await?;
+    Ok((plan, done))
 }

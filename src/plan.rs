@@ -229,6 +229,19 @@ impl Plan {
     pub fn upload_bytes(&self) -> u64 {
         self.uploads.iter().map(|u| u.upload.size).sum()
     }
+
+    /// Keys whose cached copies go stale: replaced or deleted. New keys are
+    /// not in any cache.
+    pub fn changed_keys(&self) -> Vec<String> {
+        let replaced = self
+            .uploads
+            .iter()
+            .filter(|u| u.reason != Reason::New)
+            .map(|u| u.upload.key.clone());
+        replaced
+            .chain(self.deletes.iter().map(|d| d.key.clone()))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +384,7 @@ mod tests {
         );
         assert!(p.kept.is_empty());
         assert_eq!(p.upload_bytes(), 6);
+        assert_eq!(p.changed_keys(), ["b", "c", "e", "gone"]);
     }
 
     #[test]

@@ -257,31 +257,12 @@ fn local_read_error(upload: &Upload, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Maps an SDK error to the crate's error: the service's code and message
-/// when it answered, `Unreachable` when the network failed.
-pub(crate) fn store_error<E, R>(
-    operation: &'static str,
-    target: String,
-    err: SdkError<E, R>,
-) -> StoreError
+fn store_error<E, R>(operation: &'static str, target: String, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let unreachable = match &err {
-        SdkError::DispatchFailure(f) => f.is_io() || f.is_timeout(),
-        SdkError::TimeoutError(_) => true,
-        _ => false,
-    };
-    let code = if unreachable {
-        Some("Unreachable".to_string())
-    } else {
-        err.code().map(String::from)
-    };
-    let message = match err.message() {
-        Some(m) if !unreachable => m.to_string(),
-        _ => DisplayErrorContext(&err).to_string(),
-    };
+    let (code, message) = crate::sdk_error::describe(&err);
     StoreError {
         operation,
         target,
