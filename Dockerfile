@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The pipe's image: a static binary and a CA bundle on `scratch`.
 #
 #   docker build .                      compiles from source in an official Rust image

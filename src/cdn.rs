@@ -171,6 +171,7 @@ pub async fn invalidate<C: Cdn>(
     cdn: &C,
     settings: &Settings,
     changed: Option<(&str, &str, &[String])>,
+    dry_run: bool,
     pacing: Pacing,
 ) -> Result<Vec<Invalidation>, InvalidateError> {
     if changed.is_some_and(|(_, _, keys)| keys.is_empty()) && settings.paths.is_none() {
@@ -193,6 +194,10 @@ pub async fn invalidate<C: Cdn>(
         );
         for p in &paths {
             debug!("invalidate: {p}");
+        }
+        if dry_run {
+            info!("(dryrun) no invalidation created on {id}");
+            continue;
         }
         let deadline = Instant::now() + settings.wait_timeout;
         let mut ids = Vec::new();
@@ -320,9 +325,15 @@ mod tests {
     async fn retries_while_too_many_invalidations_are_in_progress() {
         let cdn = FaultyCdn::busy(MemoryCdn::with("E1", "site", "/prod"), 3);
         let changed = keys(&["prod/index.html", "prod/a.css"]);
-        let done = invalidate(&cdn, &settings(), Some(("site", "prod", &changed)), FAST)
-            .await
-            .unwrap();
+        let done = invalidate(
+            &cdn,
+            &settings(),
+            Some(("site", "prod", &changed)),
+            false,
+            FAST,
+        )
+        .await
+        .unwrap();
         assert_eq!(cdn.attempts(), 4);
         assert_eq!(done[0].paths, ["/", "/a.css", "/index.html"]);
         assert!(done[0].completed);
@@ -336,7 +347,7 @@ mod tests {
         let cdn = FaultyCdn::busy(MemoryCdn::with("E1", "site", ""), usize::MAX);
         let mut s = settings();
         s.wait_timeout = Duration::from_millis(20);
-        let err = invalidate(&cdn, &s, Some(("site", "", &keys(&["a"]))), FAST)
+        let err = invalidate(&cdn, &s, Some(("site", "", &keys(&["a"]))), false, FAST)
             .await
             .unwrap_err();
         assert!(
@@ -350,7 +361,7 @@ mod tests {
     async fn nothing_changed_means_no_request() {
         let cdn = MemoryCdn::with("E1", "site", "");
         assert!(
-            invalidate(&cdn, &settings(), Some(("site", "", &[])), FAST)
+            invalidate(&cdn, &settings(), Some(("site", "", &[])), false, FAST)
                 .await
                 .unwrap()
                 .is_empty()
@@ -361,11 +372,13 @@ mod tests {
     #[tokio::test]
     async fn invalidate_only_defaults_to_everything_and_paths_override() {
         let cdn = MemoryCdn::with("E1", "site", "");
-        let done = invalidate(&cdn, &settings(), None, FAST).await.unwrap();
+        let done = invalidate(&cdn, &settings(), None, false, FAST)
+            .await
+            .unwrap();
         assert_eq!(done[0].paths, ["/*"]);
         let mut s = settings();
         s.paths = Some(keys(&["/a", "/b/*"]));
-        let done = invalidate(&cdn, &s, Some(("site", "", &keys(&["x"]))), FAST)
+        let done = invalidate(&cdn, &s, Some(("site", "", &keys(&["x"]))), false, FAST)
             .await
             .unwrap();
         assert_eq!(done[0].paths, ["/a", "/b/*"]);
@@ -377,8 +390,24 @@ mod tests {
         cdn.never_complete();
         let mut s = settings();
         s.wait_timeout = Duration::from_millis(10);
-        let err = invalidate(&cdn, &s, None, FAST).await.unwrap_err();
+        let err = invalidate(&cdn, &s, None, false, FAST).await.unwrap_err();
         assert!(err.to_string().contains("still in progress after"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn dry_run_reads_but_creates_nothing() {
+        let cdn = MemoryCdn::with("E1", "site", "");
+        let done = invalidate(
+            &cdn,
+            &settings(),
+            Some(("site", "", &keys(&["a"]))),
+            true,
+            FAST,
+        )
+        .await
+        .unwrap();
+        assert!(done.is_empty());
+        assert!(cdn.created().is_empty());
     }
 
     #[test]

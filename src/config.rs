@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::auth;
+use crate::extra_args::{self, ExtraArgs};
+use crate::filter::Filters;
+use crate::plan::ENTRY_DOCUMENTS;
 
 /// Canned ACLs that S3 accepts on an object (what `aws s3 sync --acl` accepts).
 pub const ACLS: &[&str] = &[
@@ -74,6 +77,12 @@ struct RawEnv {
     invalidation_max_paths: Option<String>,
     invalidate: Option<String>,
     aws_endpoint_url_cloudfront: Option<String>,
+    dry_run: Option<String>,
+    max_delete: Option<String>,
+    allow_delete_all: Option<String>,
+    ordered_deploy: Option<String>,
+    entry_documents: Option<String>,
+    pre_execution_script: Option<String>,
 }
 
 /// Headers and storage options set on every uploaded object.
@@ -85,6 +94,15 @@ pub struct ObjectSettings {
     /// Seconds since the Unix epoch; sent as an HTTP date.
     pub expires: Option<i64>,
     pub content_encoding: Option<String>,
+    /// Replaces the Content-Type chosen by extension (`--content-type`).
+    pub content_type: Option<String>,
+    pub content_language: Option<String>,
+    pub content_disposition: Option<String>,
+    /// `x-amz-meta-*` headers, without the prefix.
+    pub metadata: BTreeMap<String, String>,
+    /// Server-side encryption: `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +113,8 @@ pub struct Config {
     pub deploy: Option<Deploy>,
     /// What to invalidate, when DISTRIBUTION_ID is set and INVALIDATE is on.
     pub cdn: Option<Cdn>,
+    /// Only errors and the final line (`--only-show-errors`, `--quiet`).
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -107,7 +127,30 @@ pub struct Deploy {
     pub delete: bool,
     pub concurrency: usize,
     pub force_path_style: bool,
+    pub filters: Filters,
+    pub dry_run: bool,
+    pub size_only: bool,
+    pub follow_symlinks: bool,
+    pub max_delete: MaxDelete,
+    pub allow_delete_all: bool,
+    /// Entry documents go last; `None` when ORDERED_DEPLOY is off.
+    pub entry_documents: Option<Vec<String>>,
 }
+
+/// How many deletes a plan may hold before the deploy is refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxDelete {
+    /// Refuse deleting more than half of the remote objects when that is
+    /// also more than the folder holds: what a broken build or a wrong
+    /// LOCAL_PATH looks like. A build that renames its hashed assets
+    /// (deleting most objects, uploading as many) passes.
+    Default,
+    /// At most this share of the remote objects (0.5 for `MAX_DELETE=50%`).
+    Fraction(f64),
+    Count(usize),
+}
+
+pub const DEFAULT_MAX_DELETE: MaxDelete = MaxDelete::Default;
 
 pub const DEFAULT_WAIT_TIMEOUT: u64 = 900;
 /// CloudFront's free tier covers 1,000 paths a month: 15 per deploy leaves
@@ -187,9 +230,20 @@ impl Config {
             .filter(|(_, v)| !v.trim().is_empty())
             .collect();
         let mut errors = ValidationErrors::default();
+        // EXTRA_ARGS may come as EXTRA_ARGS_COUNT + EXTRA_ARGS_<n>, so it is
+        // read from the whole map rather than as one field.
+        let extra = extra_args::words(vars.get("EXTRA_ARGS").map(String::as_str), &vars)
+            .map_err(|e| vec![e])
+            .and_then(|words| extra_args::parse(&words))
+            .unwrap_or_else(|problems| {
+                for p in problems {
+                    errors.add("EXTRA_ARGS", p);
+                }
+                ExtraArgs::default()
+            });
         // Every field is an optional string, so this fails only on a variable
         // that is not valid Unicode, which `std::env::vars` already refuses.
-        let raw: RawEnv = envy::from_iter(vars).unwrap_or_else(|e| {
+        let raw: RawEnv = envy::from_iter(vars.clone()).unwrap_or_else(|e| {
             errors.add("environment", e.to_string());
             RawEnv::default()
         });
@@ -232,21 +286,59 @@ impl Config {
         if region.is_none() {
             v.missing("AWS_DEFAULT_REGION", "the bucket's region, e.g. us-east-1");
         }
+        // EXTRA_ARGS come after the variables on aws-cli's command line in
+        // atlassian/aws-s3-deploy, so they win, as they did there.
+        let or_flag =
+            |flag: &Option<String>, var: &Option<String>| flag.clone().or_else(|| var.clone());
         let object = ObjectSettings {
-            acl: v.one_of("ACL", raw.acl.as_deref(), ACLS),
+            acl: v.one_of("ACL", or_flag(&extra.acl, &raw.acl).as_deref(), ACLS),
             storage_class: v.one_of(
                 "STORAGE_CLASS",
-                raw.storage_class.as_deref(),
+                or_flag(&extra.storage_class, &raw.storage_class).as_deref(),
                 STORAGE_CLASSES,
             ),
-            cache_control: v.header("CACHE_CONTROL", raw.cache_control.as_deref()),
-            expires: raw
-                .expires
+            cache_control: v.header(
+                "CACHE_CONTROL",
+                or_flag(&extra.cache_control, &raw.cache_control).as_deref(),
+            ),
+            expires: or_flag(&extra.expires, &raw.expires)
                 .as_deref()
                 .and_then(|e| v.timestamp("EXPIRES", e)),
-            content_encoding: v.header("CONTENT_ENCODING", raw.content_encoding.as_deref()),
+            content_encoding: v.header(
+                "CONTENT_ENCODING",
+                or_flag(&extra.content_encoding, &raw.content_encoding).as_deref(),
+            ),
+            content_type: v.header("EXTRA_ARGS", extra.content_type.as_deref()),
+            content_language: v.header("EXTRA_ARGS", extra.content_language.as_deref()),
+            content_disposition: v.header("EXTRA_ARGS", extra.content_disposition.as_deref()),
+            metadata: extra.metadata.clone(),
+            sse: extra.sse.clone(),
+            sse_kms_key_id: extra.sse_kms_key_id.clone(),
         };
-        let delete = v.boolean("DELETE_FLAG", raw.delete_flag.as_deref(), false);
+        for value in extra.metadata.values() {
+            v.header("EXTRA_ARGS", Some(value));
+        }
+        for note in &extra.notes {
+            tracing::info!("{note}");
+        }
+        let delete = v.boolean("DELETE_FLAG", raw.delete_flag.as_deref(), false) || extra.delete;
+        let dry_run = v.boolean("DRY_RUN", raw.dry_run.as_deref(), false) || extra.dryrun;
+        let max_delete = raw
+            .max_delete
+            .as_deref()
+            .map_or(DEFAULT_MAX_DELETE, |m| v.max_delete(m));
+        let allow_delete_all =
+            v.boolean("ALLOW_DELETE_ALL", raw.allow_delete_all.as_deref(), false);
+        let entry_documents = v
+            .boolean("ORDERED_DEPLOY", raw.ordered_deploy.as_deref(), true)
+            .then(|| v.patterns("ENTRY_DOCUMENTS", raw.entry_documents.as_deref()));
+        if raw.pre_execution_script.is_some() {
+            v.errors.add(
+                "PRE_EXECUTION_SCRIPT",
+                "is not supported: this image has no shell. Run the script in an earlier line of the step's \
+                 script: (the build folder is shared with the pipe)",
+            );
+        }
         // Read by `debug_requested` before validation; checked here so that a
         // typo is reported like any other.
         v.boolean("DEBUG", raw.debug.as_deref(), false);
@@ -319,7 +411,15 @@ impl Config {
                 delete,
                 concurrency,
                 force_path_style,
+                filters: extra.filters,
+                dry_run,
+                size_only: extra.size_only,
+                follow_symlinks: extra.follow_symlinks.unwrap_or(true),
+                max_delete,
+                allow_delete_all,
+                entry_documents,
             }),
+            quiet: extra.quiet,
             cdn,
         })
     }
@@ -414,6 +514,41 @@ impl Validator<'_> {
     fn missing(&mut self, var: &str, what: &str) {
         self.errors
             .add(var, format!("required and not set: {what}"));
+    }
+
+    fn max_delete(&mut self, value: &str) -> MaxDelete {
+        let value = value.trim();
+        let parsed = match value.strip_suffix('%') {
+            Some(pct) => pct
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .map(|p| MaxDelete::Fraction(p / 100.0)),
+            None => value.parse::<usize>().ok().map(MaxDelete::Count),
+        };
+        parsed.unwrap_or_else(|| {
+            self.errors.add(
+                "MAX_DELETE",
+                format!("{value:?} is neither a number of objects (e.g. 500) nor a percentage (e.g. 50%)"),
+            );
+            DEFAULT_MAX_DELETE
+        })
+    }
+
+    fn patterns(&mut self, var: &str, value: Option<&str>) -> Vec<String> {
+        let Some(value) = value else {
+            return ENTRY_DOCUMENTS.iter().map(|p| p.to_string()).collect();
+        };
+        let patterns: Vec<String> = value
+            .split([',', ' ', '\n'])
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Err(e) = crate::plan::entry_document_globs(&patterns) {
+            self.errors.add(var, format!("{e}"));
+        }
+        patterns
     }
 
     fn bucket(&mut self, var: &str, value: &str) -> (String, String) {
@@ -645,6 +780,39 @@ mod tests {
 
     fn cwd() -> PathBuf {
         std::env::temp_dir()
+    }
+
+    /// Every variable the pipe reads is documented in `--help` and the README,
+    /// except the context that Bitbucket and the AWS chain provide.
+    #[test]
+    fn every_variable_is_documented() {
+        let fields = format!("{:?}", RawEnv::default());
+        let readme = include_str!("../README.md");
+        let context = [
+            "BITBUCKET_STEP_OIDC_TOKEN",
+            "BITBUCKET_REPO_SLUG",
+            "BITBUCKET_BUILD_NUMBER",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ];
+        let names: Vec<String> = fields
+            .split(['{', ',', '}'])
+            .filter_map(|f| f.split_once(':'))
+            .map(|(name, _)| name.trim().to_uppercase())
+            .collect();
+        assert!(names.len() > 30, "{names:?}");
+        for name in names.iter().filter(|n| !context.contains(&n.as_str())) {
+            assert!(
+                crate::help::HELP.contains(name.as_str()),
+                "{name} is missing from --help"
+            );
+            assert!(
+                readme.contains(name.as_str()),
+                "{name} is missing from the README"
+            );
+        }
     }
 
     #[test]

@@ -148,9 +148,9 @@ mod tests {
         root: &std::path::Path,
         delete: bool,
     ) -> Result<Outcome, DeployError> {
-        let local: Vec<LocalFile> = scan(root, "p").unwrap();
+        let local: Vec<LocalFile> = scan(root, "p", true).unwrap();
         let remote = store.list("p").await.unwrap();
-        let etags = crate::compare::local_etags(store, hashes_needed(&local, &remote))
+        let etags = crate::compare::local_etags(store, hashes_needed(&local, &remote, false))
             .await
             .unwrap();
         let plan = plan(&PlanInput {
@@ -159,7 +159,8 @@ mod tests {
             local_etags: &etags,
             settings: &ObjectSettings::default(),
             delete,
-            entry_documents: &entry_document_globs(ENTRY_DOCUMENTS).unwrap(),
+            size_only: false,
+            entry_documents: Some(&entry_document_globs(ENTRY_DOCUMENTS).unwrap()),
         });
         execute(store, &plan, 4).await
     }

@@ -6,6 +6,7 @@ use crate::compare::CompareError;
 use crate::config::ValidationErrors;
 use crate::deploy::DeployError;
 use crate::local::ScanError;
+use crate::plan::DeleteRefused;
 use crate::remote::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,8 @@ pub enum PipeError {
     Compare(#[from] CompareError),
     #[error("Deployment failed: {0}")]
     Deploy(#[from] DeployError),
+    #[error("Delete guard: {0}")]
+    DeleteRefused(#[from] DeleteRefused),
     #[error("{}CloudFront invalidation failed: {source}", if *deployed { "The files are deployed but not invalidated. " } else { "" })]
     Invalidate {
         deployed: bool,
@@ -58,6 +61,7 @@ impl PipeError {
             PipeError::Validation(_)
             | PipeError::Scan(_)
             | PipeError::Compare(_)
+            | PipeError::DeleteRefused(_)
             | PipeError::Invalidate { .. } => Vec::new(),
         }
     }

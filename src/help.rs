@@ -20,6 +20,15 @@ Deploy:
   EXPIRES                       ISO-8601 time, sent as the Expires header [default: none]
   CONTENT_ENCODING              Content-Encoding for uploaded objects [default: none]
   CONCURRENCY                   requests in flight, 1-256 [default: 16]
+  EXTRA_ARGS                    aws s3 sync flags: --exclude, --include, --dryrun, --delete, ... [default: none]
+  DRY_RUN                       print the plan, change nothing [default: false]
+  MAX_DELETE                    most deletes per deploy: a number or a percentage
+                                [default: refuse deleting over half the objects and more than the folder holds]
+  ALLOW_DELETE_ALL              let DELETE_FLAG empty the prefix when LOCAL_PATH is empty [default: false]
+  ORDERED_DEPLOY                upload entry documents last, then delete [default: true]
+  PRE_EXECUTION_SCRIPT          refused: the image has no shell; run it in the step's script instead
+  ENTRY_DOCUMENTS               entry document patterns
+                                [default: *.html,*.htm,sitemap*.xml,robots.txt,sw.js,service-worker.js,*.webmanifest,manifest.json]
   DEBUG                         print every decision [default: false]
 
 Credentials (first that applies):
@@ -29,8 +38,16 @@ Credentials (first that applies):
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
   otherwise the AWS chain: AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE, container, instance
 
+CloudFront:
+  DISTRIBUTION_ID               distribution(s) to invalidate; alone, invalidate without deploying [default: none]
+  PATHS                         paths to invalidate [default: what changed; /* when only invalidating]
+  WAIT                          wait for the invalidation to complete [default: false]
+  WAIT_TIMEOUT                  seconds to wait and retry [default: 900]
+  INVALIDATION_MAX_PATHS        paths before folders collapse into wildcards, 1-3000 [default: 15]
+  INVALIDATE                    false keeps DISTRIBUTION_ID but invalidates nothing [default: true]
+
 Endpoints:
-  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS
+  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_CLOUDFRONT
   AWS_S3_FORCE_PATH_STYLE       [default: true with a custom endpoint, else false]
 
 Exit status: 0 on success, 1 on any failure.

@@ -48,11 +48,15 @@ pub fn join_key(prefix: &str, relative: &str) -> String {
     }
 }
 
-/// Every regular file under `root`, symlinks followed, hidden files included,
-/// sorted by key.
-pub fn scan(root: &Path, prefix: &str) -> Result<Vec<LocalFile>, ScanError> {
+/// Every regular file under `root`, hidden files included, sorted by key.
+/// Symbolic links are followed, or with `follow_links` off skipped entirely
+/// (as `aws s3 sync --no-follow-symlinks` does).
+pub fn scan(root: &Path, prefix: &str, follow_links: bool) -> Result<Vec<LocalFile>, ScanError> {
     let mut files: BTreeMap<String, LocalFile> = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).follow_links(true).min_depth(1) {
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(follow_links)
+        .min_depth(1)
+    {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             if e.loop_ancestor().is_some() {
@@ -165,7 +169,7 @@ mod tests {
         fs::write(root.join(".well-known/sub/a.txt"), "a").unwrap();
         fs::write(root.join("Cafe\u{301}.txt"), "bb").unwrap();
         fs::write(root.join("index.html"), "").unwrap();
-        let files = scan(root, "site").unwrap();
+        let files = scan(root, "site", true).unwrap();
         let keys: Vec<_> = files.iter().map(|f| (f.key.as_str(), f.size)).collect();
         assert_eq!(
             keys,
@@ -175,7 +179,10 @@ mod tests {
                 ("site/index.html", 0)
             ]
         );
-        assert_eq!(scan(root, "").unwrap()[0].key, ".well-known/sub/a.txt");
+        assert_eq!(
+            scan(root, "", true).unwrap()[0].key,
+            ".well-known/sub/a.txt"
+        );
     }
 
     #[test]
@@ -185,10 +192,20 @@ mod tests {
         fs::create_dir(root.join("real")).unwrap();
         fs::write(root.join("real/f"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("real"), root.join("linked")).unwrap();
-        let keys: Vec<_> = scan(root, "").unwrap().into_iter().map(|f| f.key).collect();
+        let keys: Vec<_> = scan(root, "", true)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.key)
+            .collect();
         assert_eq!(keys, ["linked/f", "real/f"]);
+        let unfollowed: Vec<_> = scan(root, "", false)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.key)
+            .collect();
+        assert_eq!(unfollowed, ["real/f"]);
         std::os::unix::fs::symlink(root, root.join("real/back")).unwrap();
-        assert!(matches!(scan(root, ""), Err(ScanError::Loop(_))));
+        assert!(matches!(scan(root, "", true), Err(ScanError::Loop(_))));
     }
 
     #[test]
@@ -226,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("Caf\u{e9}"), "1").unwrap();
         fs::write(dir.path().join("Cafe\u{301}"), "2").unwrap();
-        let err = scan(dir.path(), "").unwrap_err();
+        let err = scan(dir.path(), "", true).unwrap_err();
         assert!(err.to_string().contains("map to the same key"), "{err}");
     }
 }

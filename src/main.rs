@@ -10,6 +10,8 @@ mod config;
 mod content_type;
 mod deploy;
 mod error;
+mod extra_args;
+mod filter;
 mod help;
 mod local;
 mod plan;
@@ -30,9 +32,14 @@ async fn main() -> ExitCode {
     if let Some(code) = help::handle(&std::env::args().skip(1).collect::<Vec<_>>()) {
         return ExitCode::from(code);
     }
-    report::init(config::debug_requested());
+    let logging = report::init(config::debug_requested());
     let result = match Config::from_env() {
-        Ok(config) => run(&config).await,
+        Ok(config) => {
+            if config.quiet {
+                logging.quiet();
+            }
+            run(&config).await
+        }
         Err(errors) => Err(errors.into()),
     };
     match result {
@@ -55,14 +62,24 @@ async fn run(config: &Config) -> Result<Vec<String>, PipeError> {
     let mut changed = None;
     if let Some(target) = &config.deploy {
         let (plan, done) = deploy_folder(&sdk, target).await?;
-        lines.push(format!(
-            "Deployment successful: {} uploaded ({}), {} unchanged, {} deleted in {}",
-            done.uploaded,
-            report::bytes(done.uploaded_bytes),
-            plan.skips.len(),
-            done.deleted,
-            report::seconds(started.elapsed())
-        ));
+        lines.push(if target.dry_run {
+            format!(
+                "Dry run: {} to upload ({}), {} unchanged, {} to delete; nothing was changed",
+                plan.uploads.len(),
+                report::bytes(plan.upload_bytes()),
+                plan.skips.len(),
+                plan.deletes.len()
+            )
+        } else {
+            format!(
+                "Deployment successful: {} uploaded ({}), {} unchanged, {} deleted in {}",
+                done.uploaded,
+                report::bytes(done.uploaded_bytes),
+                plan.skips.len(),
+                done.deleted,
+                report::seconds(started.elapsed())
+            )
+        });
         changed = Some((target, plan.changed_keys()));
     }
     if let Some(settings) = &config.cdn {
@@ -70,7 +87,8 @@ async fn run(config: &Config) -> Result<Vec<String>, PipeError> {
         let changed = changed
             .as_ref()
             .map(|(t, keys)| (t.bucket.as_str(), t.prefix.as_str(), keys.as_slice()));
-        let done = cdn::invalidate(&cdn, settings, changed, cdn::PACING)
+        let dry_run = config.deploy.as_ref().is_some_and(|d| d.dry_run);
+        let done = cdn::invalidate(&cdn, settings, changed, dry_run, cdn::PACING)
             .await
             .map_err(|source| PipeError::Invalidate {
                 deployed: config.deploy.is_some(),
@@ -104,30 +122,59 @@ async fn deploy_folder(
     );
     let store = S3Store::new(sdk, &target.bucket, target.force_path_style);
 
-    let (root, prefix) = (target.local_path.clone(), target.prefix.clone());
-    let scan = tokio::task::spawn_blocking(move || local::scan(&root, &prefix));
+    let (root, prefix, follow) = (
+        target.local_path.clone(),
+        target.prefix.clone(),
+        target.follow_symlinks,
+    );
+    let scan = tokio::task::spawn_blocking(move || local::scan(&root, &prefix, follow));
     let (local, remote) = tokio::join!(scan, store.list(&target.prefix));
-    let local = local.expect("scanning does not panic")?;
-    let remote = remote?;
+    let (local, remote, excluded) = plan::apply_filters(
+        local.expect("scanning does not panic")?,
+        remote?,
+        &target.prefix,
+        &target.filters,
+    );
     tracing::info!(
-        "Found {} local files and {} remote objects",
+        "Found {} local files and {} remote objects{}",
         local.len(),
-        remote.len()
+        remote.len(),
+        if excluded > 0 {
+            format!(" ({excluded} excluded by filters)")
+        } else {
+            String::new()
+        }
     );
 
-    let local_etags = compare::local_etags(&store, plan::hashes_needed(&local, &remote)).await?;
-    let entry_documents =
-        plan::entry_document_globs(plan::ENTRY_DOCUMENTS).expect("built-in patterns are valid");
+    let needs = plan::hashes_needed(&local, &remote, target.size_only);
+    let local_etags = compare::local_etags(&store, needs).await?;
+    let entry_documents = target
+        .entry_documents
+        .as_ref()
+        .map(|patterns| plan::entry_document_globs(patterns).expect("validated in config"));
     let plan = plan::plan(&plan::PlanInput {
         local: &local,
         remote: &remote,
         local_etags: &local_etags,
         settings: &target.object,
         delete: target.delete,
-        entry_documents: &entry_documents,
+        size_only: target.size_only,
+        entry_documents: entry_documents.as_ref(),
     });
     report::plan(&plan, &target.destination());
+    plan::check_deletes(
+        &plan,
+        remote.len(),
+        local.len(),
+        &target.prefix,
+        target.max_delete,
+        target.allow_delete_all,
+    )?;
 
+    if target.dry_run {
+        report::dry_run(&plan);
+        return Ok((plan, deploy::Outcome::default()));
+    }
     let done = deploy::execute(&store, &plan, target.concurrency).await?;
     Ok((plan, done))
 }

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use crate::config::ObjectSettings;
+use crate::config::{MaxDelete, ObjectSettings};
 use crate::content_type::content_type;
+use crate::filter::Filters;
 use crate::local::LocalFile;
 use crate::remote::{RemoteObject, Upload, part_size};
 
@@ -33,6 +34,118 @@ pub fn classify(etag: &str) -> Etag<'_> {
     }
 }
 
+/// The local files and remote objects the filters let through; excluded
+/// remote keys are thereby never compared and never deleted.
+pub fn apply_filters(
+    local: Vec<LocalFile>,
+    remote: Vec<RemoteObject>,
+    prefix: &str,
+    filters: &Filters,
+) -> (Vec<LocalFile>, Vec<RemoteObject>, usize) {
+    if filters.is_empty() {
+        return (local, remote, 0);
+    }
+    let before = local.len() + remote.len();
+    let local: Vec<LocalFile> = local
+        .into_iter()
+        .filter(|f| filters.includes(&f.relative))
+        .collect();
+    let strip = |key: &str| -> String {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            key.strip_prefix(prefix)
+                .and_then(|k| k.strip_prefix('/'))
+                .unwrap_or(key)
+                .to_string()
+        }
+    };
+    let remote: Vec<RemoteObject> = remote
+        .into_iter()
+        .filter(|r| filters.includes(&strip(&r.key)))
+        .collect();
+    let excluded = before - local.len() - remote.len();
+    (local, remote, excluded)
+}
+
+/// Why a plan's deletes were refused before any write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeleteRefused {
+    #[error(
+        "LOCAL_PATH is empty and DELETE_FLAG would delete all {remote} objects under the prefix: refusing. \
+         Check that the build produced files; to really empty the prefix, set ALLOW_DELETE_ALL to true"
+    )]
+    EmptyFolder { remote: usize },
+    #[error(
+        "the plan deletes {deletes} of {remote} remote objects, more than MAX_DELETE allows ({limit}): refusing \
+         before any change. Check LOCAL_PATH and the filters; if this is intended, raise MAX_DELETE \
+         (a number, or a percentage such as 100%)"
+    )]
+    TooMany {
+        deletes: usize,
+        remote: usize,
+        limit: usize,
+    },
+    #[error(
+        "the plan deletes {deletes} of {remote} remote objects, more than half of them and more than the \
+         {local} files LOCAL_PATH holds: refusing before any change, as this is what a broken build or a wrong \
+         LOCAL_PATH looks like. If this is intended, set MAX_DELETE (a number, or a percentage such as 100%)"
+    )]
+    MostlyGone {
+        deletes: usize,
+        remote: usize,
+        local: usize,
+    },
+    #[error("refusing to delete {0}: it is outside the deploy prefix")]
+    OutsidePrefix(String),
+}
+
+/// The delete guard: a pure check of the plan against the limits.
+pub fn check_deletes(
+    plan: &Plan,
+    remote: usize,
+    local: usize,
+    prefix: &str,
+    max: MaxDelete,
+    allow_delete_all: bool,
+) -> Result<(), DeleteRefused> {
+    let inside = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    if let Some(outside) = plan.deletes.iter().find(|d| !d.key.starts_with(&inside)) {
+        return Err(DeleteRefused::OutsidePrefix(outside.key.clone()));
+    }
+    if plan.deletes.is_empty() || allow_delete_all {
+        return Ok(());
+    }
+    if local == 0 {
+        return Err(DeleteRefused::EmptyFolder { remote });
+    }
+    let deletes = plan.deletes.len();
+    let limit = match max {
+        MaxDelete::Count(n) => n,
+        MaxDelete::Fraction(f) => (remote as f64 * f).floor() as usize,
+        MaxDelete::Default if deletes * 2 > remote && deletes > local => {
+            return Err(DeleteRefused::MostlyGone {
+                deletes,
+                remote,
+                local,
+            });
+        }
+        MaxDelete::Default => return Ok(()),
+    };
+    if deletes > limit {
+        return Err(DeleteRefused::TooMany {
+            deletes,
+            remote,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// How a local file must be hashed to compare with its remote ETag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashNeed {
@@ -50,7 +163,11 @@ pub enum HashNeed {
 pub fn hashes_needed<'a>(
     local: &'a [LocalFile],
     remote: &[RemoteObject],
+    size_only: bool,
 ) -> Vec<(&'a LocalFile, HashNeed)> {
+    if size_only {
+        return Vec::new();
+    }
     let remote: HashMap<&str, &RemoteObject> = remote.iter().map(|r| (r.key.as_str(), r)).collect();
     local
         .iter()
@@ -82,6 +199,8 @@ pub enum Reason {
     /// The ETag is not an MD5 the pipe can recompute (SSE-C, a foreign store).
     NotComparable(String),
     Unchanged,
+    /// Same size, not compared further (`--size-only`).
+    SameSize,
 }
 
 impl fmt::Display for Reason {
@@ -99,6 +218,7 @@ impl fmt::Display for Reason {
                 )
             }
             Reason::Unchanged => write!(f, "unchanged (same content hash)"),
+            Reason::SameSize => write!(f, "same size (--size-only)"),
         }
     }
 }
@@ -133,11 +253,13 @@ pub fn wave(relative: &str, entry_documents: &globset::GlobSet) -> Wave {
     }
 }
 
-pub fn entry_document_globs(patterns: &[&str]) -> Result<globset::GlobSet, globset::Error> {
+pub fn entry_document_globs(
+    patterns: &[impl AsRef<str>],
+) -> Result<globset::GlobSet, globset::Error> {
     let mut set = globset::GlobSetBuilder::new();
     for p in patterns {
         set.add(
-            globset::GlobBuilder::new(p)
+            globset::GlobBuilder::new(p.as_ref())
                 .case_insensitive(true)
                 .build()?,
         );
@@ -175,7 +297,10 @@ pub struct PlanInput<'a> {
     pub local_etags: &'a HashMap<String, String>,
     pub settings: &'a ObjectSettings,
     pub delete: bool,
-    pub entry_documents: &'a globset::GlobSet,
+    /// Compare sizes only (`--size-only`): equal sizes are unchanged.
+    pub size_only: bool,
+    /// Entry documents to upload last; `None` uploads in one wave.
+    pub entry_documents: Option<&'a globset::GlobSet>,
 }
 
 pub fn plan(input: &PlanInput) -> Plan {
@@ -189,13 +314,14 @@ pub fn plan(input: &PlanInput) -> Plan {
                 remote: obj.size,
                 local: file.size,
             },
+            Some(_) if input.size_only => Reason::SameSize,
             Some(obj) => match input.local_etags.get(&file.key) {
                 Some(local) if local.eq_ignore_ascii_case(&obj.etag) => Reason::Unchanged,
                 Some(_) => Reason::ContentChanged,
                 None => Reason::NotComparable(obj.etag.clone()),
             },
         };
-        if reason == Reason::Unchanged {
+        if matches!(reason, Reason::Unchanged | Reason::SameSize) {
             plan.skips.push((file.key.clone(), reason));
             continue;
         }
@@ -204,11 +330,17 @@ pub fn plan(input: &PlanInput) -> Plan {
                 key: file.key.clone(),
                 path: file.path.clone(),
                 size: file.size,
-                content_type: content_type(&file.key),
+                content_type: input
+                    .settings
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| content_type(&file.key)),
                 settings: input.settings.clone(),
             },
             reason,
-            wave: wave(&file.relative, input.entry_documents),
+            wave: input
+                .entry_documents
+                .map_or(Wave::Assets, |globs| wave(&file.relative, globs)),
         });
     }
     plan.uploads.sort_by_key(|u| u.wave);
@@ -291,7 +423,8 @@ mod tests {
             local_etags: &etags,
             settings: &ObjectSettings::default(),
             delete,
-            entry_documents: &entry_documents(),
+            size_only: false,
+            entry_documents: Some(&entry_documents()),
         })
     }
 
@@ -313,6 +446,7 @@ mod tests {
 
     #[test]
     fn hashes_only_same_size_comparable_objects() {
+        assert!(hashes_needed(&[file("x", 1)], &[obj("x", 1, A)], true).is_empty());
         let local = [
             file("same", 1),
             file("bigger", 2),
@@ -328,7 +462,7 @@ mod tests {
             obj("ours", 20 * MIB, &format!("{A}-3")),
             obj("foreign", 20 * MIB, &format!("{A}-4")),
         ];
-        let needs: Vec<_> = hashes_needed(&local, &remote)
+        let needs: Vec<_> = hashes_needed(&local, &remote, false)
             .into_iter()
             .map(|(f, n)| (f.key.as_str(), n))
             .collect();
@@ -420,6 +554,104 @@ mod tests {
     }
 
     #[test]
+    fn size_only_skips_same_sizes_without_hashing() {
+        let local = [file("a", 1), file("b", 2)];
+        let remote = [obj("a", 1, A), obj("b", 1, A)];
+        assert!(hashes_needed(&local, &remote, true).is_empty());
+        let etags = HashMap::new();
+        let p = plan(&PlanInput {
+            local: &local,
+            remote: &remote,
+            local_etags: &etags,
+            settings: &ObjectSettings::default(),
+            delete: false,
+            size_only: true,
+            entry_documents: None,
+        });
+        assert_eq!(p.skips, [("a".to_string(), Reason::SameSize)]);
+        assert_eq!(
+            reasons(&p),
+            [(
+                "b",
+                &Reason::SizeChanged {
+                    remote: 1,
+                    local: 2
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn excluded_keys_are_neither_compared_nor_deleted() {
+        use crate::filter::{Kind, Rule};
+        let filters = Filters(vec![Rule {
+            kind: Kind::Exclude,
+            pattern: "uploads/*".into(),
+        }]);
+        let local = vec![file("site/index.html", 1), file("site/uploads/a.png", 1)];
+        let mut local = local;
+        for f in &mut local {
+            f.relative = f.key.trim_start_matches("site/").to_string();
+        }
+        let remote = vec![
+            obj("site/uploads/user.png", 1, A),
+            obj("site/old.html", 1, A),
+        ];
+        let (local, remote, excluded) = apply_filters(local, remote, "site", &filters);
+        assert_eq!(excluded, 2);
+        let p = run(&local, &remote, &[], true);
+        assert_eq!(
+            p.deletes,
+            [PlannedDelete {
+                key: "site/old.html".into(),
+                size: 1
+            }]
+        );
+        assert_eq!(reasons(&p), [("site/index.html", &Reason::New)]);
+    }
+
+    #[test]
+    fn delete_guard() {
+        let deletes = |n: usize| Plan {
+            deletes: (0..n)
+                .map(|i| PlannedDelete {
+                    key: format!("p/{i}"),
+                    size: 1,
+                })
+                .collect(),
+            ..Plan::default()
+        };
+        let half = MaxDelete::Fraction(0.5);
+        assert_eq!(check_deletes(&deletes(5), 10, 5, "p", half, false), Ok(()));
+        assert_eq!(
+            check_deletes(&deletes(6), 10, 4, "p", half, false),
+            Err(DeleteRefused::TooMany {
+                deletes: 6,
+                remote: 10,
+                limit: 5
+            })
+        );
+        assert_eq!(
+            check_deletes(&deletes(6), 10, 4, "p", MaxDelete::Count(6), false),
+            Ok(())
+        );
+        assert_eq!(
+            check_deletes(&deletes(3), 3, 0, "p", MaxDelete::Fraction(1.0), false),
+            Err(DeleteRefused::EmptyFolder { remote: 3 })
+        );
+        assert_eq!(check_deletes(&deletes(3), 3, 0, "p", half, true), Ok(()));
+        assert_eq!(check_deletes(&deletes(0), 3, 0, "p", half, false), Ok(()));
+        assert_eq!(
+            check_deletes(&deletes(1), 10, 9, "p/sub", half, true),
+            Err(DeleteRefused::OutsidePrefix("p/0".into()))
+        );
+        let refused = check_deletes(&deletes(6), 10, 4, "p", half, false)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("raise MAX_DELETE"), "{refused}");
+    }
+
+    #[test]
     fn without_delete_flag_extra_objects_are_kept() {
         let p = run(&[], &[obj("gone", 5, B)], &[], false);
         assert!(p.deletes.is_empty());
@@ -454,7 +686,8 @@ mod tests {
             local_etags: &HashMap::new(),
             settings: &settings,
             delete: false,
-            entry_documents: &entry_documents(),
+            size_only: false,
+            entry_documents: Some(&entry_documents()),
         });
         let u = &p.uploads[0].upload;
         assert_eq!(u.content_type, "text/html; charset=utf-8");

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use tracing::{Event, Level, Subscriber, debug, info, warn};
+use tracing::{Event, Level, Subscriber, debug, error, info};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -18,22 +19,38 @@ const GREEN: &str = "\x1b[32m";
 const RED: &str = "\x1b[31m";
 const RESET: &str = "\x1b[0m";
 
-/// Our own messages at INFO (DEBUG with `DEBUG=true`); the SDK's only from
-/// WARN, as its debug output is request-level noise.
-pub fn init(debug: bool) {
-    use tracing_subscriber::filter::Targets;
+/// Changes what is printed once the configuration is known.
+pub struct Logging(tracing_subscriber::reload::Handle<Targets, tracing_subscriber::Registry>);
+
+impl Logging {
+    /// Only errors (`--only-show-errors`, `--quiet`); the final line is not a log line.
+    pub fn quiet(&self) {
+        let _ = self.0.reload(targets(Level::ERROR));
+    }
+}
+
+/// Our own messages at `ours`; the SDK's from WARN at most, as its debug
+/// output is request-level noise.
+fn targets(ours: Level) -> Targets {
+    Targets::new()
+        .with_default(Level::WARN.min(ours))
+        .with_target(env!("CARGO_CRATE_NAME"), ours)
+}
+
+/// Our own messages at INFO, or DEBUG with `DEBUG=true`.
+pub fn init(debug: bool) -> Logging {
     use tracing_subscriber::prelude::*;
-    let ours = if debug { Level::DEBUG } else { Level::INFO };
-    let filter = Targets::new()
-        .with_default(Level::WARN)
-        .with_target(env!("CARGO_CRATE_NAME"), ours);
+    let level = if debug { Level::DEBUG } else { Level::INFO };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(targets(level));
     let layer = tracing_subscriber::fmt::layer()
         .event_format(PipesFormat)
         .with_writer(std::io::stdout);
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
+        .with(filter)
+        .with(layer)
         .try_init();
+    Logging(handle)
 }
 
 /// `INFO: message`, as Atlassian's pipes print.
@@ -115,7 +132,22 @@ pub fn uploaded(planned: &PlannedUpload, took: Duration) {
 }
 
 pub fn upload_failed(e: &StoreError) {
-    warn!("{e}");
+    error!("{e}");
+}
+
+/// What a real run would do, as aws-cli's `--dryrun` prints it.
+pub fn dry_run(plan: &Plan) {
+    for u in &plan.uploads {
+        info!(
+            "(dryrun) upload: {} ({}; {})",
+            u.upload.key,
+            u.reason,
+            bytes(u.upload.size)
+        );
+    }
+    for d in &plan.deletes {
+        info!("(dryrun) delete: {} (not in the local folder)", d.key);
+    }
 }
 
 pub fn deleted(key: &str) {

@@ -95,6 +95,15 @@ def moto(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def private_moto(tmp_path_factory):
+    """A server of the test's own, for tests that read moto's model dump
+    (/moto-api/data.json), which fails once other tests' objects are gone."""
+    server = Moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
 def client(moto, service):
     return boto3.client(
         service,

@@ -8,7 +8,7 @@ import re
 import urllib.parse
 import urllib.request
 
-from conftest import STATIC_KEY_ID, STATIC_SECRET, base_env, bucket_contents, make_site, run_pipe
+from conftest import STATIC_KEY_ID, STATIC_SECRET, base_env, bucket_contents, client, make_site, run_pipe
 
 ROLE = "arn:aws:iam::123456789012:role/bitbucket-deploy"
 
@@ -68,7 +68,9 @@ def oidc_env(moto, bucket, site, **extra):
     return base_env(moto, **{**pipeline, **extra})
 
 
-def test_oidc_deploy_signs_s3_calls_with_the_assumed_role(tmp_path, moto, s3, bucket):
+def test_oidc_deploy_signs_s3_calls_with_the_assumed_role(tmp_path, private_moto):
+    moto, s3, bucket = private_moto, client(private_moto, "s3"), "oidc-proof"
+    s3.create_bucket(Bucket=bucket)
     site = make_site(tmp_path, {"index.html": "<p>oidc"})
     # Static keys are present too, as repository variables often are: OIDC wins.
     env = oidc_env(moto, bucket, site)
@@ -154,7 +156,9 @@ def test_unreachable_sts_is_a_clear_error_not_a_hang(tmp_path, moto, bucket):
     assert "Hint: STS could not be reached" in proc.output
 
 
-def test_debug_output_never_shows_a_secret(tmp_path, moto, bucket):
+def test_debug_output_never_shows_a_secret(tmp_path, private_moto):
+    moto, bucket = private_moto, "secrets"
+    client(moto, "s3").create_bucket(Bucket=bucket)
     site = make_site(tmp_path, {"a.txt": "a", "b.html": "b"})
     session_token = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"
     for extra in ({}, {"AWS_OIDC_ROLE_ARN": None}):

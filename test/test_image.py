@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from conftest import STATIC_KEY_ID, STATIC_SECRET, bucket_contents, make_site
+from conftest import STATIC_KEY_ID, STATIC_SECRET, bucket_contents, client, make_site
 from test_auth import ROLE, TOKEN, assumed_roles, signing_key_ids
 
 IMAGE = os.environ.get("PIPE_IMAGE", "s3-cloudfront-deploy:local")
@@ -98,7 +98,9 @@ def test_key_auth_deploy_with_a_relative_local_path(tmp_path, moto, s3, bucket):
     assert bucket_contents(s3, bucket) == {"index.html": b"<p>from docker", "css/a.css": b"a{}"}
 
 
-def test_oidc_deploy(tmp_path, moto, s3, bucket):
+def test_oidc_deploy(tmp_path, private_moto):
+    moto, s3, bucket = private_moto, client(private_moto, "s3"), "oidc-in-docker"
+    s3.create_bucket(Bucket=bucket)
     make_site(tmp_path / "dist", {"index.html": "<p>oidc in docker"})
     with moto.record() as requests:
         proc = bitbucket_run(moto, tmp_path, {"S3_BUCKET": bucket, "LOCAL_PATH": "dist", "AWS_OIDC_ROLE_ARN": ROLE}, oidc=True)

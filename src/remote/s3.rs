@@ -5,7 +5,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectCannedAcl,
-    ObjectIdentifier, StorageClass,
+    ObjectIdentifier, ServerSideEncryption, StorageClass,
 };
 use futures::{StreamExt, TryStreamExt};
 
@@ -28,6 +28,13 @@ macro_rules! with_settings {
             .set_expires(s.expires.map(DateTime::from_secs))
             .set_acl(s.acl.as_deref().map(ObjectCannedAcl::from))
             .set_storage_class(s.storage_class.as_deref().map(StorageClass::from))
+            .set_content_language(s.content_language.clone())
+            .set_content_disposition(s.content_disposition.clone())
+            .set_metadata(
+                (!s.metadata.is_empty()).then(|| s.metadata.clone().into_iter().collect()),
+            )
+            .set_server_side_encryption(s.sse.as_deref().map(ServerSideEncryption::from))
+            .set_ssekms_key_id(s.sse_kms_key_id.clone())
     }};
 }
 
