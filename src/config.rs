@@ -83,6 +83,8 @@ struct RawEnv {
     ordered_deploy: Option<String>,
     entry_documents: Option<String>,
     pre_execution_script: Option<String>,
+    report_file: Option<String>,
+    bitbucket_pipe_shared_storage_dir: Option<String>,
 }
 
 /// Headers and storage options set on every uploaded object.
@@ -115,7 +117,12 @@ pub struct Config {
     pub cdn: Option<Cdn>,
     /// Only errors and the final line (`--only-show-errors`, `--quiet`).
     pub quiet: bool,
+    /// Where the JSON report goes: REPORT_FILE, else Bitbucket's shared pipe storage.
+    pub report_file: Option<PathBuf>,
 }
+
+/// The report's name in BITBUCKET_PIPE_SHARED_STORAGE_DIR.
+pub const REPORT_NAME: &str = "s3-cloudfront-deploy/report.json";
 
 #[derive(Debug, Clone)]
 pub struct Deploy {
@@ -135,6 +142,8 @@ pub struct Deploy {
     pub allow_delete_all: bool,
     /// Entry documents go last; `None` when ORDERED_DEPLOY is off.
     pub entry_documents: Option<Vec<String>>,
+    /// Progress lines during long uploads (off with `--no-progress`).
+    pub progress: bool,
 }
 
 /// How many deletes a plan may hold before the deploy is refused.
@@ -370,6 +379,11 @@ impl Config {
         );
 
         let cdn = v.cdn(&raw);
+        let report_file = match (&raw.report_file, &raw.bitbucket_pipe_shared_storage_dir) {
+            (Some(file), _) => Some(cwd.join(file.trim())),
+            (None, Some(dir)) => Some(Path::new(dir.trim()).join(REPORT_NAME)),
+            (None, None) => None,
+        };
         if let Some(url) = &raw.aws_endpoint_url_cloudfront {
             v.url("AWS_ENDPOINT_URL_CLOUDFRONT", url);
         }
@@ -418,8 +432,10 @@ impl Config {
                 max_delete,
                 allow_delete_all,
                 entry_documents,
+                progress: !extra.no_progress,
             }),
             quiet: extra.quiet,
+            report_file,
             cdn,
         })
     }
@@ -792,6 +808,7 @@ mod tests {
             "BITBUCKET_STEP_OIDC_TOKEN",
             "BITBUCKET_REPO_SLUG",
             "BITBUCKET_BUILD_NUMBER",
+            "BITBUCKET_PIPE_SHARED_STORAGE_DIR",
             "AWS_PROFILE",
             "AWS_WEB_IDENTITY_TOKEN_FILE",
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",

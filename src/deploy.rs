@@ -3,7 +3,8 @@
 //! so a failure never leaves new pages pointing at missing files and never
 //! deletes anything. Nothing here decides what changes; the plan did.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -19,7 +20,15 @@ pub struct Outcome {
     pub uploaded: usize,
     pub uploaded_bytes: u64,
     pub deleted: usize,
+    /// The ETag S3 gave each uploaded key.
+    pub etags: HashMap<String, String>,
+    pub upload_time: Duration,
+    pub delete_time: Duration,
 }
+
+/// How often a long deploy reports how far it got: CI logs have no
+/// terminal to redraw a progress bar on.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -44,11 +53,15 @@ pub async fn execute<S: ObjectStore>(
     store: &S,
     plan: &Plan,
     concurrency: usize,
+    progress: Option<Duration>,
 ) -> Result<Outcome, DeployError> {
     let mut done = Outcome::default();
+    let started = Instant::now();
+    let progress =
+        progress.map(|every| Progress::new(every, plan.uploads.len(), plan.upload_bytes()));
     for wave in [Wave::Assets, Wave::EntryDocuments] {
         let batch: Vec<&PlannedUpload> = plan.uploads.iter().filter(|u| u.wave == wave).collect();
-        let failed = upload_wave(store, &batch, concurrency, &mut done).await;
+        let failed = upload_wave(store, &batch, concurrency, &mut done, progress.as_ref()).await;
         if !failed.is_empty() {
             let attempted = batch.len();
             return Err(DeployError::Uploads {
@@ -59,7 +72,35 @@ pub async fn execute<S: ObjectStore>(
             });
         }
     }
+    done.upload_time = started.elapsed();
     delete_all(store, plan, concurrency, done).await
+}
+
+/// Prints `progress: 120/2000 files, 36.7 MB/93.1 MB` at most every `every`.
+struct Progress {
+    every: Duration,
+    files: usize,
+    bytes: u64,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(every: Duration, files: usize, bytes: u64) -> Self {
+        Progress {
+            every,
+            files,
+            bytes,
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn tick(&self, done: &Outcome) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= self.every {
+            *last = Instant::now();
+            report::progress(done.uploaded, self.files, done.uploaded_bytes, self.bytes);
+        }
+    }
 }
 
 async fn upload_wave<S: ObjectStore>(
@@ -67,6 +108,7 @@ async fn upload_wave<S: ObjectStore>(
     batch: &[&PlannedUpload],
     concurrency: usize,
     done: &mut Outcome,
+    progress: Option<&Progress>,
 ) -> Vec<StoreError> {
     let mut failed = Vec::new();
     let mut results = futures::stream::iter(batch)
@@ -78,10 +120,14 @@ async fn upload_wave<S: ObjectStore>(
         .buffer_unordered(concurrency);
     while let Some((planned, result, took)) = results.next().await {
         match result {
-            Ok(()) => {
+            Ok(etag) => {
                 done.uploaded += 1;
                 done.uploaded_bytes += planned.upload.size;
+                done.etags.insert(planned.upload.key.clone(), etag);
                 report::uploaded(planned, took);
+                if let Some(p) = progress {
+                    p.tick(done);
+                }
             }
             Err(e) => {
                 report::upload_failed(&e);
@@ -98,6 +144,7 @@ async fn delete_all<S: ObjectStore>(
     concurrency: usize,
     mut done: Outcome,
 ) -> Result<Outcome, DeployError> {
+    let started = Instant::now();
     let keys: Vec<String> = plan.deletes.iter().map(|d| d.key.clone()).collect();
     let mut failed = Vec::new();
     let mut batches = futures::stream::iter(keys.chunks(DELETE_BATCH))
@@ -113,6 +160,7 @@ async fn delete_all<S: ObjectStore>(
         }
         failed.extend(refused);
     }
+    done.delete_time = started.elapsed();
     if failed.is_empty() {
         Ok(done)
     } else {
@@ -162,7 +210,7 @@ mod tests {
             size_only: false,
             entry_documents: Some(&entry_document_globs(ENTRY_DOCUMENTS).unwrap()),
         });
-        execute(store, &plan, 4).await
+        execute(store, &plan, 4, None).await
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ pub struct ExtraArgs {
     pub sse: Option<String>,
     pub sse_kms_key_id: Option<String>,
     pub quiet: bool,
+    pub no_progress: bool,
     /// Flags accepted with nothing to do, and why, for an INFO line.
     pub notes: Vec<String>,
 }
@@ -150,9 +151,7 @@ fn switch(out: &mut ExtraArgs, flag: &str) {
             "--exact-timestamps has no effect: files are compared by content hash, never by time"
                 .into(),
         ),
-        "--no-progress" => out
-            .notes
-            .push("--no-progress has no effect: the pipe prints no progress bar".into()),
+        "--no-progress" => out.no_progress = true,
         _ => unreachable!("every switch is handled"),
     }
 }
@@ -267,7 +266,8 @@ mod tests {
         assert!(a.dryrun && a.size_only && a.quiet);
         assert_eq!(a.follow_symlinks, Some(false));
         assert_eq!(a.metadata.get("b").map(String::as_str), Some("2"));
-        assert_eq!(a.notes.len(), 2);
+        assert_eq!(a.notes.len(), 1);
+        assert!(a.no_progress);
         assert_eq!(a.sse.as_deref(), Some("aws:kms"));
     }
 

@@ -29,6 +29,8 @@ Deploy:
   PRE_EXECUTION_SCRIPT          refused: the image has no shell; run it in the step's script instead
   ENTRY_DOCUMENTS               entry document patterns
                                 [default: *.html,*.htm,sitemap*.xml,robots.txt,sw.js,service-worker.js,*.webmanifest,manifest.json]
+  REPORT_FILE                   write the JSON report here
+                                [default: $BITBUCKET_PIPE_SHARED_STORAGE_DIR/s3-cloudfront-deploy/report.json]
   DEBUG                         print every decision [default: false]
 
 Credentials (first that applies):

@@ -33,17 +33,31 @@ async fn main() -> ExitCode {
         return ExitCode::from(code);
     }
     let logging = report::init(config::debug_requested());
-    let result = match Config::from_env() {
-        Ok(config) => {
-            if config.quiet {
-                logging.quiet();
-            }
-            run(&config).await
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(errors) => {
+            report::failure(&errors.into());
+            return ExitCode::FAILURE;
         }
-        Err(errors) => Err(errors.into()),
     };
+    if config.quiet {
+        logging.quiet();
+    }
+    let mut record = report::Record::new();
+    let result = run(&config, &mut record).await;
+    record.success = result.is_ok();
+    record.error = result.as_ref().err().map(|e| e.to_string());
+    if let Some(path) = &config.report_file {
+        match record.write(path) {
+            Ok(()) => tracing::info!("Report written to {}", path.display()),
+            Err(e) => tracing::warn!("Could not write the report to {}: {e}", path.display()),
+        }
+    }
     match result {
         Ok(lines) => {
+            if config.deploy.is_some() {
+                report::summary(&record);
+            }
             lines.iter().for_each(|line| report::success(line));
             ExitCode::SUCCESS
         }
@@ -54,14 +68,15 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Every stage in order; returns the success lines.
-async fn run(config: &Config) -> Result<Vec<String>, PipeError> {
+/// Every stage in order, recorded as it goes; returns the success lines.
+async fn run(config: &Config, record: &mut report::Record) -> Result<Vec<String>, PipeError> {
     let started = Instant::now();
     let sdk = auth::load(&config.region, &config.credentials).await?;
+    record.timed("credentials", started);
     let mut lines = Vec::new();
     let mut changed = None;
     if let Some(target) = &config.deploy {
-        let (plan, done) = deploy_folder(&sdk, target).await?;
+        let (plan, done) = deploy_folder(&sdk, target, record).await?;
         lines.push(if target.dry_run {
             format!(
                 "Dry run: {} to upload ({}), {} unchanged, {} to delete; nothing was changed",
@@ -83,6 +98,7 @@ async fn run(config: &Config) -> Result<Vec<String>, PipeError> {
         changed = Some((target, plan.changed_keys()));
     }
     if let Some(settings) = &config.cdn {
+        let since = Instant::now();
         let cdn = cdn::cloudfront::CloudFront::new(&sdk);
         let changed = changed
             .as_ref()
@@ -94,6 +110,7 @@ async fn run(config: &Config) -> Result<Vec<String>, PipeError> {
                 deployed: config.deploy.is_some(),
                 source,
             })?;
+        record.timed("invalidate", since);
         for inv in done {
             for id in &inv.ids {
                 lines.push(format!(
@@ -106,22 +123,34 @@ async fn run(config: &Config) -> Result<Vec<String>, PipeError> {
                     inv.distribution_id, inv.domain_name
                 ));
             }
+            record.invalidations.push(report::InvalidationRecord {
+                distribution_id: inv.distribution_id,
+                domain_name: inv.domain_name,
+                ids: inv.ids,
+                paths: inv.paths,
+                completed: inv.completed,
+            });
         }
     }
+    record.timed("total", started);
     Ok(lines)
 }
 
 async fn deploy_folder(
     sdk: &aws_config::SdkConfig,
     target: &config::Deploy,
+    record: &mut report::Record,
 ) -> Result<(plan::Plan, deploy::Outcome), PipeError> {
     tracing::info!(
         "Deploying {} to {}",
         target.local_path.display(),
         target.destination()
     );
+    record.destination = Some(target.destination());
+    record.dry_run = target.dry_run;
     let store = S3Store::new(sdk, &target.bucket, target.force_path_style);
 
+    let since = Instant::now();
     let (root, prefix, follow) = (
         target.local_path.clone(),
         target.prefix.clone(),
@@ -135,6 +164,7 @@ async fn deploy_folder(
         &target.prefix,
         &target.filters,
     );
+    record.timed("scan and list", since);
     tracing::info!(
         "Found {} local files and {} remote objects{}",
         local.len(),
@@ -146,8 +176,10 @@ async fn deploy_folder(
         }
     );
 
+    let since = Instant::now();
     let needs = plan::hashes_needed(&local, &remote, target.size_only);
     let local_etags = compare::local_etags(&store, needs).await?;
+    record.timed("hash", since);
     let entry_documents = target
         .entry_documents
         .as_ref()
@@ -171,10 +203,24 @@ async fn deploy_folder(
         target.allow_delete_all,
     )?;
 
-    if target.dry_run {
+    let done = if target.dry_run {
         report::dry_run(&plan);
-        return Ok((plan, deploy::Outcome::default()));
-    }
-    let done = deploy::execute(&store, &plan, target.concurrency).await?;
+        deploy::Outcome::default()
+    } else {
+        let progress = target.progress.then_some(deploy::PROGRESS_EVERY);
+        let result = deploy::execute(&store, &plan, target.concurrency, progress).await;
+        if let Ok(done) = &result {
+            record.timings.push(report::Timing {
+                phase: "upload",
+                seconds: done.upload_time.as_secs_f64(),
+            });
+            record.timings.push(report::Timing {
+                phase: "delete",
+                seconds: done.delete_time.as_secs_f64(),
+            });
+        }
+        result?
+    };
+    report::record_plan(record, &plan, &done, &remote, excluded);
     Ok((plan, done))
 }

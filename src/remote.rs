@@ -112,8 +112,9 @@ pub trait ObjectStore: Sync {
         key: &str,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
-    /// Writes one object, in parts of [`part_size`] when it reaches [`MULTIPART_THRESHOLD`].
-    fn put(&self, upload: &Upload) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Writes one object, in parts of [`part_size`] when it reaches
+    /// [`MULTIPART_THRESHOLD`]; returns the ETag S3 gave it, unquoted.
+    fn put(&self, upload: &Upload) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// Deletes up to 1,000 keys; returns the keys the store refused.
     fn delete(

@@ -150,6 +150,14 @@ pub fn dry_run(plan: &Plan) {
     }
 }
 
+pub fn progress(files: usize, total_files: usize, bytes_done: u64, total_bytes: u64) {
+    info!(
+        "progress: {files}/{total_files} files, {}/{}",
+        bytes(bytes_done),
+        bytes(total_bytes)
+    );
+}
+
 pub fn deleted(key: &str) {
     info!("delete: {key} (not in the local folder)");
 }
@@ -162,6 +170,187 @@ pub fn failure(error: &PipeError) {
     println!("{RED}✖ {error}{RESET}");
     for line in error.details() {
         println!("  {line}");
+    }
+}
+
+/// The machine-readable record of a run, written as JSON to REPORT_FILE or
+/// to Bitbucket's shared pipe storage; its schema is `report.schema.json`.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Record {
+    pub version: &'static str,
+    pub success: bool,
+    pub error: Option<String>,
+    pub dry_run: bool,
+    pub destination: Option<String>,
+    /// Seconds per phase, in the order they ran.
+    pub timings: Vec<Timing>,
+    pub totals: Totals,
+    pub objects: Vec<ObjectRecord>,
+    pub invalidations: Vec<InvalidationRecord>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timing {
+    pub phase: &'static str,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Totals {
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub kept: usize,
+    pub excluded: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ObjectRecord {
+    pub key: String,
+    /// `upload`, `skip`, `delete` or `keep`.
+    pub action: &'static str,
+    pub reason: String,
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct InvalidationRecord {
+    pub distribution_id: String,
+    pub domain_name: String,
+    pub ids: Vec<String>,
+    pub paths: Vec<String>,
+    pub completed: bool,
+}
+
+impl Record {
+    pub fn new() -> Self {
+        Record {
+            version: crate::help::VERSION,
+            ..Record::default()
+        }
+    }
+
+    /// Times `phase` from `since` to now.
+    pub fn timed(&mut self, phase: &'static str, since: std::time::Instant) {
+        self.timings.push(Timing {
+            phase,
+            seconds: since.elapsed().as_secs_f64(),
+        });
+    }
+
+    pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, json)
+    }
+}
+
+/// Every key's fate, into the record.
+pub fn record_plan(
+    record: &mut Record,
+    plan: &Plan,
+    done: &crate::deploy::Outcome,
+    remote: &[crate::remote::RemoteObject],
+    excluded: usize,
+) {
+    let remote: std::collections::HashMap<&str, &crate::remote::RemoteObject> =
+        remote.iter().map(|r| (r.key.as_str(), r)).collect();
+    let object = |key: &str, action, reason: String, size, etag: Option<&String>| ObjectRecord {
+        key: key.to_string(),
+        action,
+        reason,
+        size,
+        etag: etag.cloned(),
+    };
+    for u in &plan.uploads {
+        let key = &u.upload.key;
+        record.objects.push(object(
+            key,
+            "upload",
+            u.reason.to_string(),
+            u.upload.size,
+            done.etags.get(key),
+        ));
+    }
+    for (key, reason) in &plan.skips {
+        let r = remote.get(key.as_str());
+        record.objects.push(object(
+            key,
+            "skip",
+            reason.to_string(),
+            r.map_or(0, |r| r.size),
+            r.map(|r| &r.etag),
+        ));
+    }
+    for d in &plan.deletes {
+        let r = remote.get(d.key.as_str());
+        record.objects.push(object(
+            &d.key,
+            "delete",
+            "not in the local folder".into(),
+            d.size,
+            r.map(|r| &r.etag),
+        ));
+    }
+    for key in &plan.kept {
+        let r = remote.get(key.as_str());
+        let reason = "not in the local folder; DELETE_FLAG is off".to_string();
+        record.objects.push(object(
+            key,
+            "keep",
+            reason,
+            r.map_or(0, |r| r.size),
+            r.map(|r| &r.etag),
+        ));
+    }
+    record.totals = Totals {
+        uploaded: done.uploaded,
+        uploaded_bytes: done.uploaded_bytes,
+        unchanged: plan.skips.len(),
+        deleted: done.deleted,
+        kept: plan.kept.len(),
+        excluded,
+    };
+}
+
+/// The compact table printed at the end of a run.
+pub fn summary(record: &Record) {
+    let t = &record.totals;
+    let bytes_of = |action: &str| -> u64 {
+        record
+            .objects
+            .iter()
+            .filter(|o| o.action == action)
+            .map(|o| o.size)
+            .sum()
+    };
+    info!("Summary:");
+    info!("  {:<10} {:>8} {:>12}", "action", "objects", "bytes");
+    for (action, label, count) in [
+        ("upload", "uploaded", t.uploaded),
+        ("skip", "unchanged", t.unchanged),
+        ("delete", "deleted", t.deleted),
+        ("keep", "kept", t.kept),
+    ] {
+        info!("  {label:<10} {count:>8} {:>12}", bytes(bytes_of(action)));
+    }
+    if t.excluded > 0 {
+        info!("  {:<10} {:>8}", "excluded", t.excluded);
+    }
+    if let Some(slowest) = record
+        .timings
+        .iter()
+        .filter(|t| t.phase != "total")
+        .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+    {
+        info!(
+            "  slowest phase: {} ({:.1} s)",
+            slowest.phase, slowest.seconds
+        );
     }
 }
 

@@ -52,7 +52,7 @@ impl ObjectStore for MemoryStore {
             .map(|(o, _)| part_size(o.size).min(o.size)))
     }
 
-    async fn put(&self, upload: &Upload) -> Result<(), StoreError> {
+    async fn put(&self, upload: &Upload) -> Result<String, StoreError> {
         let parts = (upload.size >= MULTIPART_THRESHOLD).then(|| part_size(upload.size));
         let etag = etag(&upload.path, parts).map_err(|e| StoreError {
             operation: "reading",
@@ -63,14 +63,14 @@ impl ObjectStore for MemoryStore {
         let object = RemoteObject {
             key: upload.key.clone(),
             size: upload.size,
-            etag,
+            etag: etag.clone(),
         };
         self.log.lock().unwrap().push(format!("PUT {}", upload.key));
         self.objects
             .lock()
             .unwrap()
             .insert(upload.key.clone(), (object, upload.clone()));
-        Ok(())
+        Ok(etag)
     }
 
     async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
@@ -99,7 +99,7 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
     async fn first_part_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
         self.inner.first_part_size(key).await
     }
-    async fn put(&self, upload: &Upload) -> Result<(), StoreError> {
+    async fn put(&self, upload: &Upload) -> Result<String, StoreError> {
         if self.fail_puts.contains(&upload.key) {
             return Err(StoreError {
                 operation: "PutObject",

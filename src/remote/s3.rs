@@ -58,7 +58,7 @@ impl S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    async fn put_single(&self, upload: &Upload) -> Result<(), StoreError> {
+    async fn put_single(&self, upload: &Upload) -> Result<String, StoreError> {
         let fail = |e| store_error("PutObject", self.url(&upload.key), e);
         let body = ByteStream::from_path(&upload.path)
             .await
@@ -69,11 +69,11 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(&upload.key)
             .body(body);
-        with_settings!(request, upload).send().await.map_err(fail)?;
-        Ok(())
+        let out = with_settings!(request, upload).send().await.map_err(fail)?;
+        Ok(unquote(out.e_tag()))
     }
 
-    async fn put_multipart(&self, upload: &Upload) -> Result<(), StoreError> {
+    async fn put_multipart(&self, upload: &Upload) -> Result<String, StoreError> {
         let request = self
             .client
             .create_multipart_upload()
@@ -108,7 +108,7 @@ impl S3Store {
         result
     }
 
-    async fn upload_parts(&self, upload: &Upload, upload_id: &str) -> Result<(), StoreError> {
+    async fn upload_parts(&self, upload: &Upload, upload_id: &str) -> Result<String, StoreError> {
         let size = part_size(upload.size);
         let count = upload.size.div_ceil(size).max(1);
         let mut parts: Vec<CompletedPart> = futures::stream::iter(0..count)
@@ -152,7 +152,8 @@ impl S3Store {
             .try_collect()
             .await?;
         parts.sort_by_key(|p| p.part_number());
-        self.client
+        let out = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&upload.key)
@@ -165,7 +166,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| store_error("CompleteMultipartUpload", self.url(&upload.key), e))?;
-        Ok(())
+        Ok(unquote(out.e_tag()))
     }
 }
 
@@ -191,7 +192,7 @@ impl ObjectStore for S3Store {
                 objects.push(RemoteObject {
                     key: o.key().unwrap_or_default().to_string(),
                     size: o.size().unwrap_or_default().max(0) as u64,
-                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    etag: unquote(o.e_tag()),
                 });
             }
         }
@@ -215,7 +216,7 @@ impl ObjectStore for S3Store {
             .map(|n| n.max(0) as u64))
     }
 
-    async fn put(&self, upload: &Upload) -> Result<(), StoreError> {
+    async fn put(&self, upload: &Upload) -> Result<String, StoreError> {
         if upload.size >= MULTIPART_THRESHOLD {
             self.put_multipart(upload).await
         } else {
@@ -253,6 +254,10 @@ impl ObjectStore for S3Store {
             })
             .collect())
     }
+}
+
+fn unquote(etag: Option<&str>) -> String {
+    etag.unwrap_or_default().trim_matches('"').to_string()
 }
 
 fn local_read_error(upload: &Upload, e: impl std::fmt::Display) -> StoreError {
