@@ -12,6 +12,7 @@ use crate::auth;
 use crate::extra_args::{self, ExtraArgs};
 use crate::filter::Filters;
 use crate::plan::ENTRY_DOCUMENTS;
+use crate::rules::{self, Rules};
 
 /// Canned ACLs that S3 accepts on an object (what `aws s3 sync --acl` accepts).
 pub const ACLS: &[&str] = &[
@@ -85,6 +86,9 @@ struct RawEnv {
     pre_execution_script: Option<String>,
     report_file: Option<String>,
     bitbucket_pipe_shared_storage_dir: Option<String>,
+    rules_file: Option<String>,
+    rules: Option<String>,
+    precompressed: Option<String>,
 }
 
 /// Headers and storage options set on every uploaded object.
@@ -144,6 +148,10 @@ pub struct Deploy {
     pub entry_documents: Option<Vec<String>>,
     /// Progress lines during long uploads (off with `--no-progress`).
     pub progress: bool,
+    /// RULES, then the rules file's.
+    pub rules: Rules,
+    /// Upload `x.br` / `x.gz` under `x`'s key.
+    pub precompressed: bool,
 }
 
 /// How many deletes a plan may hold before the deploy is refused.
@@ -341,6 +349,8 @@ impl Config {
         let entry_documents = v
             .boolean("ORDERED_DEPLOY", raw.ordered_deploy.as_deref(), true)
             .then(|| v.patterns("ENTRY_DOCUMENTS", raw.entry_documents.as_deref()));
+        let rules = v.rules(raw.rules.as_deref(), raw.rules_file.as_deref(), cwd);
+        let precompressed = v.boolean("PRECOMPRESSED", raw.precompressed.as_deref(), false);
         if raw.pre_execution_script.is_some() {
             v.errors.add(
                 "PRE_EXECUTION_SCRIPT",
@@ -433,6 +443,8 @@ impl Config {
                 allow_delete_all,
                 entry_documents,
                 progress: !extra.no_progress,
+                rules,
+                precompressed,
             }),
             quiet: extra.quiet,
             report_file,
@@ -530,6 +542,36 @@ impl Validator<'_> {
     fn missing(&mut self, var: &str, what: &str) {
         self.errors
             .add(var, format!("required and not set: {what}"));
+    }
+
+    /// RULES first, then the rules file: RULES_FILE, or the default name in
+    /// the working directory when it exists.
+    fn rules(&mut self, inline: Option<&str>, file: Option<&str>, cwd: &Path) -> Rules {
+        let mut rules = Rules::default();
+        if let Some(yaml) = inline {
+            match Rules::parse(yaml, "RULES") {
+                Ok(r) => rules.extend(r),
+                Err(e) => self.errors.add("RULES", e),
+            }
+        }
+        let (path, required) = match file {
+            Some(f) => (cwd.join(f.trim()), true),
+            None => (cwd.join(rules::DEFAULT_FILE), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(yaml) => match Rules::parse(&yaml, &path.display().to_string()) {
+                Ok(r) => {
+                    tracing::info!("Using {} rule(s) from {}", r.0.len(), path.display());
+                    rules.extend(r);
+                }
+                Err(e) => self.errors.add("RULES_FILE", e),
+            },
+            Err(e) if required => self
+                .errors
+                .add("RULES_FILE", format!("cannot read {}: {e}", path.display())),
+            Err(_) => {}
+        }
+        rules
     }
 
     fn max_delete(&mut self, value: &str) -> MaxDelete {

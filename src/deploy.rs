@@ -209,6 +209,7 @@ mod tests {
             delete,
             size_only: false,
             entry_documents: Some(&entry_document_globs(ENTRY_DOCUMENTS).unwrap()),
+            rules: &crate::rules::Rules::default(),
         });
         execute(store, &plan, 4, None).await
     }

@@ -3,6 +3,7 @@
 use crate::auth::AuthError;
 use crate::cdn::InvalidateError;
 use crate::compare::CompareError;
+use crate::compress::CompressError;
 use crate::config::ValidationErrors;
 use crate::deploy::DeployError;
 use crate::local::ScanError;
@@ -21,6 +22,8 @@ pub enum PipeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Compare(#[from] CompareError),
+    #[error(transparent)]
+    Compress(#[from] CompressError),
     #[error("Deployment failed: {0}")]
     Deploy(#[from] DeployError),
     #[error("Delete guard: {0}")]
@@ -61,6 +64,7 @@ impl PipeError {
             PipeError::Validation(_)
             | PipeError::Scan(_)
             | PipeError::Compare(_)
+            | PipeError::Compress(_)
             | PipeError::DeleteRefused(_)
             | PipeError::Invalidate { .. } => Vec::new(),
         }

@@ -29,6 +29,10 @@ Deploy:
   PRE_EXECUTION_SCRIPT          refused: the image has no shell; run it in the step's script instead
   ENTRY_DOCUMENTS               entry document patterns
                                 [default: *.html,*.htm,sitemap*.xml,robots.txt,sw.js,service-worker.js,*.webmanifest,manifest.json]
+  RULES_FILE                    per-file rules (headers, compress, ignore) in YAML
+                                [default: .s3-cloudfront-deploy.yml in the working directory, if present]
+  RULES                         the same rules inline, applied before the file's [default: none]
+  PRECOMPRESSED                 upload x.br / x.gz under x's key, with its Content-Encoding [default: false]
   REPORT_FILE                   write the JSON report here
                                 [default: $BITBUCKET_PIPE_SHARED_STORAGE_DIR/s3-cloudfront-deploy/report.json]
   DEBUG                         print every decision [default: false]

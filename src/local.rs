@@ -11,8 +11,11 @@ pub struct LocalFile {
     pub key: String,
     /// The path relative to LOCAL_PATH with `/` separators, as filters see it.
     pub relative: String,
+    /// The bytes to upload: the file itself, or a compressed copy of it.
     pub path: PathBuf,
     pub size: u64,
+    /// The Content-Encoding of `path`'s bytes when they are compressed.
+    pub encoding: Option<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,7 @@ pub fn scan(root: &Path, prefix: &str, follow_links: bool) -> Result<Vec<LocalFi
             relative,
             path: entry.path().to_path_buf(),
             size,
+            encoding: None,
         };
         if let Some(previous) = files.insert(key.clone(), file) {
             return Err(ScanError::SameKey {

@@ -6,6 +6,7 @@
 mod auth;
 mod cdn;
 mod compare;
+mod compress;
 mod config;
 mod content_type;
 mod deploy;
@@ -17,6 +18,7 @@ mod local;
 mod plan;
 mod remote;
 mod report;
+mod rules;
 mod sdk_error;
 
 use std::process::ExitCode;
@@ -163,8 +165,19 @@ async fn deploy_folder(
         remote?,
         &target.prefix,
         &target.filters,
+        &target.rules,
     );
     record.timed("scan and list", since);
+
+    // Compressed copies live in a temporary folder until the upload is over.
+    let since = Instant::now();
+    let (rules, precompressed) = (target.rules.clone(), target.precompressed);
+    let prepared =
+        tokio::task::spawn_blocking(move || compress::prepare(local, &rules, precompressed))
+            .await
+            .expect("compression does not panic")?;
+    let local = &prepared.files;
+    record.timed("compress", since);
     tracing::info!(
         "Found {} local files and {} remote objects{}",
         local.len(),
@@ -177,7 +190,7 @@ async fn deploy_folder(
     );
 
     let since = Instant::now();
-    let needs = plan::hashes_needed(&local, &remote, target.size_only);
+    let needs = plan::hashes_needed(local, &remote, target.size_only);
     let local_etags = compare::local_etags(&store, needs).await?;
     record.timed("hash", since);
     let entry_documents = target
@@ -185,13 +198,14 @@ async fn deploy_folder(
         .as_ref()
         .map(|patterns| plan::entry_document_globs(patterns).expect("validated in config"));
     let plan = plan::plan(&plan::PlanInput {
-        local: &local,
+        local,
         remote: &remote,
         local_etags: &local_etags,
         settings: &target.object,
         delete: target.delete,
         size_only: target.size_only,
         entry_documents: entry_documents.as_ref(),
+        rules: &target.rules,
     });
     report::plan(&plan, &target.destination());
     plan::check_deletes(

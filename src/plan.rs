@@ -10,6 +10,7 @@ use crate::content_type::content_type;
 use crate::filter::Filters;
 use crate::local::LocalFile;
 use crate::remote::{RemoteObject, Upload, part_size};
+use crate::rules::{self, Rules};
 
 /// What an ETag tells about the object's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,21 +35,25 @@ pub fn classify(etag: &str) -> Etag<'_> {
     }
 }
 
-/// The local files and remote objects the filters let through; excluded
-/// remote keys are thereby never compared and never deleted.
+/// The local files and remote objects the filters and `ignore` rules let
+/// through; excluded remote keys are thereby never compared and never deleted.
 pub fn apply_filters(
     local: Vec<LocalFile>,
     remote: Vec<RemoteObject>,
     prefix: &str,
     filters: &Filters,
+    rules: &Rules,
 ) -> (Vec<LocalFile>, Vec<RemoteObject>, usize) {
-    if filters.is_empty() {
+    if filters.is_empty() && !rules.0.iter().any(|r| r.ignore) {
         return (local, remote, 0);
     }
+    let included = |relative: &str| {
+        filters.includes(relative) && !rules.first_match(relative).is_some_and(|r| r.ignore)
+    };
     let before = local.len() + remote.len();
     let local: Vec<LocalFile> = local
         .into_iter()
-        .filter(|f| filters.includes(&f.relative))
+        .filter(|f| included(&f.relative))
         .collect();
     let strip = |key: &str| -> String {
         if prefix.is_empty() {
@@ -62,7 +67,7 @@ pub fn apply_filters(
     };
     let remote: Vec<RemoteObject> = remote
         .into_iter()
-        .filter(|r| filters.includes(&strip(&r.key)))
+        .filter(|r| included(&strip(&r.key)))
         .collect();
     let excluded = before - local.len() - remote.len();
     (local, remote, excluded)
@@ -301,6 +306,8 @@ pub struct PlanInput<'a> {
     pub size_only: bool,
     /// Entry documents to upload last; `None` uploads in one wave.
     pub entry_documents: Option<&'a globset::GlobSet>,
+    /// Per-file headers; `settings` fill what a rule leaves out.
+    pub rules: &'a Rules,
 }
 
 pub fn plan(input: &PlanInput) -> Plan {
@@ -325,17 +332,21 @@ pub fn plan(input: &PlanInput) -> Plan {
             plan.skips.push((file.key.clone(), reason));
             continue;
         }
+        let mut settings = rules::merge(input.settings, input.rules.first_match(&file.relative));
+        if let Some(encoding) = file.encoding {
+            settings.content_encoding = Some(encoding.to_string());
+        }
         plan.uploads.push(PlannedUpload {
             upload: Upload {
                 key: file.key.clone(),
                 path: file.path.clone(),
                 size: file.size,
-                content_type: input
-                    .settings
+                // By the original name: a compressed file keeps its type.
+                content_type: settings
                     .content_type
                     .clone()
                     .unwrap_or_else(|| content_type(&file.key)),
-                settings: input.settings.clone(),
+                settings,
             },
             reason,
             wave: input
@@ -389,6 +400,7 @@ mod tests {
             relative: key.into(),
             path: PathBuf::from("/site").join(key),
             size,
+            encoding: None,
         }
     }
 
@@ -425,6 +437,7 @@ mod tests {
             delete,
             size_only: false,
             entry_documents: Some(&entry_documents()),
+            rules: &Rules::default(),
         })
     }
 
@@ -567,6 +580,7 @@ mod tests {
             delete: false,
             size_only: true,
             entry_documents: None,
+            rules: &Rules::default(),
         });
         assert_eq!(p.skips, [("a".to_string(), Reason::SameSize)]);
         assert_eq!(
@@ -597,7 +611,8 @@ mod tests {
             obj("site/uploads/user.png", 1, A),
             obj("site/old.html", 1, A),
         ];
-        let (local, remote, excluded) = apply_filters(local, remote, "site", &filters);
+        let (local, remote, excluded) =
+            apply_filters(local, remote, "site", &filters, &Rules::default());
         assert_eq!(excluded, 2);
         let p = run(&local, &remote, &[], true);
         assert_eq!(
@@ -688,6 +703,7 @@ mod tests {
             delete: false,
             size_only: false,
             entry_documents: Some(&entry_documents()),
+            rules: &Rules::default(),
         });
         let u = &p.uploads[0].upload;
         assert_eq!(u.content_type, "text/html; charset=utf-8");
