@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::local::{LocalFile, etag};
-use crate::plan::HashNeed;
+use crate::plan::{HashNeed, Hashed};
 use crate::remote::{ObjectStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum CompareError {
 pub async fn local_etags<S: ObjectStore>(
     store: &S,
     needs: Vec<(&LocalFile, HashNeed)>,
-) -> Result<HashMap<String, String>, CompareError> {
+) -> Result<HashMap<String, Hashed>, CompareError> {
     // Hashing is CPU- and disk-bound: one blocking task per core. HeadObject
     // calls for foreign part sizes overlap with it.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -49,10 +49,43 @@ pub async fn local_etags<S: ObjectStore>(
                 path: file.path.clone(),
                 source,
             })?;
-            Ok(Some((file.key.clone(), etag)))
+            Ok(Some((
+                file.key.clone(),
+                Hashed {
+                    etag,
+                    part_size: parts,
+                },
+            )))
         })
         .buffer_unordered(workers)
         .try_filter_map(|found| async move { Ok(found) })
         .try_collect()
         .await
+}
+
+/// The header digests of `keys`, read with one HeadObject each.
+pub async fn remote_headers<S: ObjectStore>(
+    store: &S,
+    keys: Vec<String>,
+    concurrency: usize,
+) -> Result<HashMap<String, String>, StoreError> {
+    futures::stream::iter(keys)
+        .map(|key| async move {
+            let headers = store.headers(&key).await?;
+            Ok(headers.map(|h| (key, crate::manifest::headers_digest(&h))))
+        })
+        .buffer_unordered(concurrency)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await
+}
+
+/// How an uploaded file is hashed for the manifest: as S3 computed its ETag
+/// from this pipe's upload.
+pub fn as_uploaded(file: &LocalFile) -> HashNeed {
+    if file.size >= crate::remote::MULTIPART_THRESHOLD {
+        HashNeed::Parts(crate::remote::part_size(file.size))
+    } else {
+        HashNeed::Md5
+    }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::auth;
 use crate::extra_args::{self, ExtraArgs};
 use crate::filter::Filters;
+use crate::manifest;
 use crate::plan::ENTRY_DOCUMENTS;
 use crate::rules::{self, Rules};
 
@@ -89,6 +90,8 @@ struct RawEnv {
     rules_file: Option<String>,
     rules: Option<String>,
     precompressed: Option<String>,
+    manifest: Option<String>,
+    manifest_key: Option<String>,
 }
 
 /// Headers and storage options set on every uploaded object.
@@ -152,6 +155,8 @@ pub struct Deploy {
     pub rules: Rules,
     /// Upload `x.br` / `x.gz` under `x`'s key.
     pub precompressed: bool,
+    /// The deploy manifest's full key; `None` when MANIFEST is off.
+    pub manifest_key: Option<String>,
 }
 
 /// How many deletes a plan may hold before the deploy is refused.
@@ -351,6 +356,15 @@ impl Config {
             .then(|| v.patterns("ENTRY_DOCUMENTS", raw.entry_documents.as_deref()));
         let rules = v.rules(raw.rules.as_deref(), raw.rules_file.as_deref(), cwd);
         let precompressed = v.boolean("PRECOMPRESSED", raw.precompressed.as_deref(), false);
+        let manifest_key = v
+            .boolean("MANIFEST", raw.manifest.as_deref(), true)
+            .then(|| {
+                let name = raw
+                    .manifest_key
+                    .as_deref()
+                    .map_or(manifest::DEFAULT_KEY, |k| k.trim().trim_matches('/'));
+                crate::local::join_key(&prefix, name)
+            });
         if raw.pre_execution_script.is_some() {
             v.errors.add(
                 "PRE_EXECUTION_SCRIPT",
@@ -445,6 +459,7 @@ impl Config {
                 progress: !extra.no_progress,
                 rules,
                 precompressed,
+                manifest_key,
             }),
             quiet: extra.quiet,
             report_file,

@@ -20,7 +20,9 @@ pub struct Outcome {
     pub uploaded: usize,
     pub uploaded_bytes: u64,
     pub deleted: usize,
-    /// The ETag S3 gave each uploaded key.
+    /// Objects whose headers were fixed in place.
+    pub copied: usize,
+    /// The ETag S3 gave each uploaded or copied key.
     pub etags: HashMap<String, String>,
     pub upload_time: Duration,
     pub delete_time: Duration,
@@ -59,9 +61,27 @@ pub async fn execute<S: ObjectStore>(
     let started = Instant::now();
     let progress =
         progress.map(|every| Progress::new(every, plan.uploads.len(), plan.upload_bytes()));
-    for wave in [Wave::Assets, Wave::EntryDocuments] {
-        let batch: Vec<&PlannedUpload> = plan.uploads.iter().filter(|u| u.wave == wave).collect();
-        let failed = upload_wave(store, &batch, concurrency, &mut done, progress.as_ref()).await;
+    for (wave, write) in [
+        (Wave::Assets, Write::Put),
+        (Wave::Assets, Write::Copy),
+        (Wave::EntryDocuments, Write::Put),
+        (Wave::EntryDocuments, Write::Copy),
+    ] {
+        let planned = if write == Write::Put {
+            &plan.uploads
+        } else {
+            &plan.copies
+        };
+        let batch: Vec<&PlannedUpload> = planned.iter().filter(|u| u.wave == wave).collect();
+        let failed = upload_wave(
+            store,
+            &batch,
+            write,
+            concurrency,
+            &mut done,
+            progress.as_ref(),
+        )
+        .await;
         if !failed.is_empty() {
             let attempted = batch.len();
             return Err(DeployError::Uploads {
@@ -103,9 +123,17 @@ impl Progress {
     }
 }
 
+/// A whole upload, or a header fix in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Put,
+    Copy,
+}
+
 async fn upload_wave<S: ObjectStore>(
     store: &S,
     batch: &[&PlannedUpload],
+    write: Write,
     concurrency: usize,
     done: &mut Outcome,
     progress: Option<&Progress>,
@@ -114,12 +142,20 @@ async fn upload_wave<S: ObjectStore>(
     let mut results = futures::stream::iter(batch)
         .map(|planned| async move {
             let started = Instant::now();
-            let result = store.put(&planned.upload).await;
+            let result = match write {
+                Write::Put => store.put(&planned.upload).await,
+                Write::Copy => store.copy_in_place(&planned.upload).await,
+            };
             (planned, result, started.elapsed())
         })
         .buffer_unordered(concurrency);
     while let Some((planned, result, took)) = results.next().await {
         match result {
+            Ok(etag) if write == Write::Copy => {
+                done.copied += 1;
+                done.etags.insert(planned.upload.key.clone(), etag);
+                report::copied(planned, took);
+            }
             Ok(etag) => {
                 done.uploaded += 1;
                 done.uploaded_bytes += planned.upload.size;
@@ -198,9 +234,12 @@ mod tests {
     ) -> Result<Outcome, DeployError> {
         let local: Vec<LocalFile> = scan(root, "p", true).unwrap();
         let remote = store.list("p").await.unwrap();
-        let etags = crate::compare::local_etags(store, hashes_needed(&local, &remote, false))
-            .await
-            .unwrap();
+        let etags = crate::compare::local_etags(
+            store,
+            hashes_needed(&local, &remote, false, &Default::default()),
+        )
+        .await
+        .unwrap();
         let plan = plan(&PlanInput {
             local: &local,
             remote: &remote,
@@ -210,6 +249,8 @@ mod tests {
             size_only: false,
             entry_documents: Some(&entry_document_globs(ENTRY_DOCUMENTS).unwrap()),
             rules: &crate::rules::Rules::default(),
+            trusted: &Default::default(),
+            remote_headers: &Default::default(),
         });
         execute(store, &plan, 4, None).await
     }

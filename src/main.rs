@@ -15,12 +15,14 @@ mod extra_args;
 mod filter;
 mod help;
 mod local;
+mod manifest;
 mod plan;
 mod remote;
 mod report;
 mod rules;
 mod sdk_error;
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -89,9 +91,14 @@ async fn run(config: &Config, record: &mut report::Record) -> Result<Vec<String>
             )
         } else {
             format!(
-                "Deployment successful: {} uploaded ({}), {} unchanged, {} deleted in {}",
+                "Deployment successful: {} uploaded ({}), {}{} unchanged, {} deleted in {}",
                 done.uploaded,
                 report::bytes(done.uploaded_bytes),
+                if done.copied > 0 {
+                    format!("{} headers updated, ", done.copied)
+                } else {
+                    String::new()
+                },
                 plan.skips.len(),
                 done.deleted,
                 report::seconds(started.elapsed())
@@ -160,9 +167,14 @@ async fn deploy_folder(
     );
     let scan = tokio::task::spawn_blocking(move || local::scan(&root, &prefix, follow));
     let (local, remote) = tokio::join!(scan, store.list(&target.prefix));
+    let mut remote = remote?;
+    let previous = match &target.manifest_key {
+        Some(key) => manifest::load(&store, key, &mut remote).await?,
+        None => None,
+    };
     let (local, remote, excluded) = plan::apply_filters(
         local.expect("scanning does not panic")?,
-        remote?,
+        remote,
         &target.prefix,
         &target.filters,
         &target.rules,
@@ -190,23 +202,39 @@ async fn deploy_folder(
     );
 
     let since = Instant::now();
-    let needs = plan::hashes_needed(local, &remote, target.size_only);
-    let local_etags = compare::local_etags(&store, needs).await?;
+    let listed = remote
+        .iter()
+        .map(|r| (r.key.as_str(), r.etag.as_str()))
+        .collect();
+    let trusted = previous
+        .as_ref()
+        .map(|m| m.trusted(&listed))
+        .unwrap_or_default();
+    let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
+    let mut hashes = compare::local_etags(&store, needs).await?;
     record.timed("hash", since);
     let entry_documents = target
         .entry_documents
         .as_ref()
         .map(|patterns| plan::entry_document_globs(patterns).expect("validated in config"));
-    let plan = plan::plan(&plan::PlanInput {
+    let no_heads = HashMap::new();
+    let mut input = plan::PlanInput {
         local,
         remote: &remote,
-        local_etags: &local_etags,
+        local_etags: &hashes,
         settings: &target.object,
         delete: target.delete,
         size_only: target.size_only,
         entry_documents: entry_documents.as_ref(),
         rules: &target.rules,
-    });
+        trusted: &trusted,
+        remote_headers: &no_heads,
+    };
+    // Headers of unchanged objects the manifest cannot vouch for.
+    let heads =
+        compare::remote_headers(&store, plan::heads_needed(&input), target.concurrency).await?;
+    input.remote_headers = &heads;
+    let plan = plan::plan(&input);
     report::plan(&plan, &target.destination());
     plan::check_deletes(
         &plan,
@@ -235,6 +263,21 @@ async fn deploy_folder(
         }
         result?
     };
+    if let (Some(key), false) = (&target.manifest_key, target.dry_run) {
+        let keys: std::collections::HashSet<&str> =
+            plan.uploads.iter().map(|u| u.upload.key.as_str()).collect();
+        let uploaded: Vec<_> = local
+            .iter()
+            .filter(|f| keys.contains(f.key.as_str()))
+            .map(|f| (f, compare::as_uploaded(f)))
+            .collect();
+        hashes.extend(compare::local_etags(&store, uploaded).await?);
+        let next = manifest::next(&plan, &trusted, &remote, &hashes, &heads, &done.etags);
+        // A deploy that changed nothing leaves the bucket untouched.
+        if previous.as_ref() != Some(&next) {
+            manifest::save(&store, key, &next).await?;
+        }
+    }
     report::record_plan(record, &plan, &done, &remote, excluded);
     Ok((plan, done))
 }

@@ -9,6 +9,7 @@ use crate::config::{MaxDelete, ObjectSettings};
 use crate::content_type::content_type;
 use crate::filter::Filters;
 use crate::local::LocalFile;
+use crate::manifest::{Entry, Headers, headers_digest};
 use crate::remote::{RemoteObject, Upload, part_size};
 use crate::rules::{self, Rules};
 
@@ -151,6 +152,14 @@ pub fn check_deletes(
     Ok(())
 }
 
+/// A local file's content hash, as S3 would compute its ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    pub etag: String,
+    /// The part size of a multipart ETag; `None` for a plain MD5.
+    pub part_size: Option<u64>,
+}
+
 /// How a local file must be hashed to compare with its remote ETag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashNeed {
@@ -169,6 +178,7 @@ pub fn hashes_needed<'a>(
     local: &'a [LocalFile],
     remote: &[RemoteObject],
     size_only: bool,
+    trusted: &HashMap<String, Entry>,
 ) -> Vec<(&'a LocalFile, HashNeed)> {
     if size_only {
         return Vec::new();
@@ -180,6 +190,11 @@ pub fn hashes_needed<'a>(
             let obj = remote
                 .get(file.key.as_str())
                 .filter(|r| r.size == file.size)?;
+            // The manifest knows how the pipe hashed this object, whatever
+            // its ETag looks like (SSE-KMS, foreign part sizes).
+            if let Some(entry) = trusted.get(&file.key) {
+                return Some((file, entry.part_size.map_or(HashNeed::Md5, HashNeed::Parts)));
+            }
             let need = match classify(&obj.etag) {
                 Etag::Md5(_) => HashNeed::Md5,
                 Etag::Multipart { parts } if file.size.div_ceil(part_size(file.size)) == parts => {
@@ -206,6 +221,8 @@ pub enum Reason {
     Unchanged,
     /// Same size, not compared further (`--size-only`).
     SameSize,
+    /// Same content, other headers.
+    HeadersChanged,
 }
 
 impl fmt::Display for Reason {
@@ -224,6 +241,7 @@ impl fmt::Display for Reason {
             }
             Reason::Unchanged => write!(f, "unchanged (same content hash)"),
             Reason::SameSize => write!(f, "same size (--size-only)"),
+            Reason::HeadersChanged => write!(f, "same content, headers changed: fixed in place"),
         }
     }
 }
@@ -288,6 +306,8 @@ pub struct PlannedDelete {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub uploads: Vec<PlannedUpload>,
+    /// Same content, other headers: fixed in place with CopyObject.
+    pub copies: Vec<PlannedUpload>,
     /// Keys left as they are, with why.
     pub skips: Vec<(String, Reason)>,
     pub deletes: Vec<PlannedDelete>,
@@ -299,7 +319,7 @@ pub struct PlanInput<'a> {
     pub local: &'a [LocalFile],
     pub remote: &'a [RemoteObject],
     /// The ETag each hashed local file would have, by key (see [`hashes_needed`]).
-    pub local_etags: &'a HashMap<String, String>,
+    pub local_etags: &'a HashMap<String, Hashed>,
     pub settings: &'a ObjectSettings,
     pub delete: bool,
     /// Compare sizes only (`--size-only`): equal sizes are unchanged.
@@ -308,6 +328,73 @@ pub struct PlanInput<'a> {
     pub entry_documents: Option<&'a globset::GlobSet>,
     /// Per-file headers; `settings` fill what a rule leaves out.
     pub rules: &'a Rules,
+    /// Manifest entries whose ETag matches the listing.
+    pub trusted: &'a HashMap<String, Entry>,
+    /// Header digests read with HeadObject, for keys without a trusted entry.
+    pub remote_headers: &'a HashMap<String, String>,
+}
+
+/// Whether a file's content differs from its object's, from the evidence:
+/// sizes, the hashes computed, and the trusted manifest entries.
+fn content(
+    file: &LocalFile,
+    obj: Option<&RemoteObject>,
+    local_etags: &HashMap<String, Hashed>,
+    trusted: &HashMap<String, Entry>,
+    size_only: bool,
+) -> Reason {
+    match obj {
+        None => Reason::New,
+        Some(obj) if obj.size != file.size => Reason::SizeChanged {
+            remote: obj.size,
+            local: file.size,
+        },
+        Some(_) if size_only => Reason::SameSize,
+        Some(obj) => {
+            let known = trusted.get(&file.key).map_or(&obj.etag, |e| &e.md5);
+            match local_etags.get(&file.key) {
+                Some(local) if local.etag.eq_ignore_ascii_case(known) => Reason::Unchanged,
+                Some(_) => Reason::ContentChanged,
+                None => Reason::NotComparable(obj.etag.clone()),
+            }
+        }
+    }
+}
+
+/// The keys whose content is unchanged but whose headers only a HeadObject
+/// can tell: those without a trusted manifest entry.
+pub fn heads_needed(input: &PlanInput) -> Vec<String> {
+    let remote: HashMap<&str, &RemoteObject> =
+        input.remote.iter().map(|r| (r.key.as_str(), r)).collect();
+    input
+        .local
+        .iter()
+        .filter(|f| !input.trusted.contains_key(&f.key))
+        .filter(|f| {
+            let obj = remote.get(f.key.as_str()).copied();
+            content(f, obj, input.local_etags, input.trusted, input.size_only) == Reason::Unchanged
+        })
+        .map(|f| f.key.clone())
+        .collect()
+}
+
+/// The object a file should become: its key, bytes and headers.
+fn upload_of(file: &LocalFile, input: &PlanInput) -> Upload {
+    let mut settings = rules::merge(input.settings, input.rules.first_match(&file.relative));
+    if let Some(encoding) = file.encoding {
+        settings.content_encoding = Some(encoding.to_string());
+    }
+    Upload {
+        key: file.key.clone(),
+        path: file.path.clone(),
+        size: file.size,
+        // By the original name: a compressed file keeps its type.
+        content_type: settings
+            .content_type
+            .clone()
+            .unwrap_or_else(|| content_type(&file.key)),
+        settings,
+    }
 }
 
 pub fn plan(input: &PlanInput) -> Plan {
@@ -315,46 +402,38 @@ pub fn plan(input: &PlanInput) -> Plan {
         input.remote.iter().map(|r| (r.key.as_str(), r)).collect();
     let mut plan = Plan::default();
     for file in input.local {
-        let reason = match remote.remove(file.key.as_str()) {
-            None => Reason::New,
-            Some(obj) if obj.size != file.size => Reason::SizeChanged {
-                remote: obj.size,
-                local: file.size,
-            },
-            Some(_) if input.size_only => Reason::SameSize,
-            Some(obj) => match input.local_etags.get(&file.key) {
-                Some(local) if local.eq_ignore_ascii_case(&obj.etag) => Reason::Unchanged,
-                Some(_) => Reason::ContentChanged,
-                None => Reason::NotComparable(obj.etag.clone()),
-            },
-        };
+        let obj = remote.remove(file.key.as_str());
+        let reason = content(file, obj, input.local_etags, input.trusted, input.size_only);
+        let upload = upload_of(file, input);
+        let wave = input
+            .entry_documents
+            .map_or(Wave::Assets, |globs| wave(&file.relative, globs));
         if matches!(reason, Reason::Unchanged | Reason::SameSize) {
-            plan.skips.push((file.key.clone(), reason));
+            let wanted = headers_digest(&Headers::of(&upload.content_type, &upload.settings));
+            let actual = input
+                .trusted
+                .get(&file.key)
+                .map(|e| &e.headers)
+                .or_else(|| input.remote_headers.get(&file.key));
+            if actual.is_some_and(|a| *a != wanted) {
+                plan.copies.push(PlannedUpload {
+                    upload,
+                    reason: Reason::HeadersChanged,
+                    wave,
+                });
+            } else {
+                plan.skips.push((file.key.clone(), reason));
+            }
             continue;
         }
-        let mut settings = rules::merge(input.settings, input.rules.first_match(&file.relative));
-        if let Some(encoding) = file.encoding {
-            settings.content_encoding = Some(encoding.to_string());
-        }
         plan.uploads.push(PlannedUpload {
-            upload: Upload {
-                key: file.key.clone(),
-                path: file.path.clone(),
-                size: file.size,
-                // By the original name: a compressed file keeps its type.
-                content_type: settings
-                    .content_type
-                    .clone()
-                    .unwrap_or_else(|| content_type(&file.key)),
-                settings,
-            },
+            upload,
             reason,
-            wave: input
-                .entry_documents
-                .map_or(Wave::Assets, |globs| wave(&file.relative, globs)),
+            wave,
         });
     }
     plan.uploads.sort_by_key(|u| u.wave);
+    plan.copies.sort_by_key(|u| u.wave);
     for (key, obj) in remote {
         if input.delete {
             plan.deletes.push(PlannedDelete {
@@ -380,6 +459,7 @@ impl Plan {
             .uploads
             .iter()
             .filter(|u| u.reason != Reason::New)
+            .chain(&self.copies)
             .map(|u| u.upload.key.clone());
         replaced
             .chain(self.deletes.iter().map(|d| d.key.clone()))
@@ -427,7 +507,13 @@ mod tests {
     ) -> Plan {
         let etags = etags
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| {
+                let hashed = Hashed {
+                    etag: v.to_string(),
+                    part_size: None,
+                };
+                (k.to_string(), hashed)
+            })
             .collect();
         plan(&PlanInput {
             local,
@@ -438,6 +524,8 @@ mod tests {
             size_only: false,
             entry_documents: Some(&entry_documents()),
             rules: &Rules::default(),
+            trusted: &HashMap::new(),
+            remote_headers: &HashMap::new(),
         })
     }
 
@@ -459,7 +547,9 @@ mod tests {
 
     #[test]
     fn hashes_only_same_size_comparable_objects() {
-        assert!(hashes_needed(&[file("x", 1)], &[obj("x", 1, A)], true).is_empty());
+        assert!(
+            hashes_needed(&[file("x", 1)], &[obj("x", 1, A)], true, &HashMap::new()).is_empty()
+        );
         let local = [
             file("same", 1),
             file("bigger", 2),
@@ -475,7 +565,7 @@ mod tests {
             obj("ours", 20 * MIB, &format!("{A}-3")),
             obj("foreign", 20 * MIB, &format!("{A}-4")),
         ];
-        let needs: Vec<_> = hashes_needed(&local, &remote, false)
+        let needs: Vec<_> = hashes_needed(&local, &remote, false, &HashMap::new())
             .into_iter()
             .map(|(f, n)| (f.key.as_str(), n))
             .collect();
@@ -570,7 +660,7 @@ mod tests {
     fn size_only_skips_same_sizes_without_hashing() {
         let local = [file("a", 1), file("b", 2)];
         let remote = [obj("a", 1, A), obj("b", 1, A)];
-        assert!(hashes_needed(&local, &remote, true).is_empty());
+        assert!(hashes_needed(&local, &remote, true, &HashMap::new()).is_empty());
         let etags = HashMap::new();
         let p = plan(&PlanInput {
             local: &local,
@@ -581,6 +671,8 @@ mod tests {
             size_only: true,
             entry_documents: None,
             rules: &Rules::default(),
+            trusted: &HashMap::new(),
+            remote_headers: &HashMap::new(),
         });
         assert_eq!(p.skips, [("a".to_string(), Reason::SameSize)]);
         assert_eq!(
@@ -667,6 +759,80 @@ mod tests {
     }
 
     #[test]
+    fn trusted_manifest_entries_decide_content_and_headers() {
+        use crate::manifest::{Entry, Headers, headers_digest};
+        let kms_etag = "ffffffffffffffffffffffffffffffff"; // not the content's MD5
+        let local = [
+            file("same.css", 1),
+            file("fix.css", 1),
+            file("edited.css", 1),
+            file("untrusted.css", 1),
+        ];
+        let remote = [
+            obj("same.css", 1, kms_etag),
+            obj("fix.css", 1, kms_etag),
+            obj("edited.css", 1, kms_etag),
+            obj("untrusted.css", 1, A),
+        ];
+        let wanted = headers_digest(&Headers::of(
+            "text/css; charset=utf-8",
+            &ObjectSettings::default(),
+        ));
+        let entry = |headers: &str| Entry {
+            etag: kms_etag.into(),
+            md5: A.into(),
+            part_size: None,
+            headers: headers.into(),
+        };
+        let trusted = HashMap::from([
+            ("same.css".to_string(), entry(&wanted)),
+            ("fix.css".to_string(), entry("old")),
+            ("edited.css".to_string(), entry(&wanted)),
+        ]);
+        let hashed = |etag: &str| Hashed {
+            etag: etag.into(),
+            part_size: None,
+        };
+        let etags = HashMap::from([
+            ("same.css".to_string(), hashed(A)),
+            ("fix.css".to_string(), hashed(A)),
+            ("edited.css".to_string(), hashed(B)),
+            ("untrusted.css".to_string(), hashed(A)),
+        ]);
+        let mut input = PlanInput {
+            local: &local,
+            remote: &remote,
+            local_etags: &etags,
+            settings: &ObjectSettings::default(),
+            delete: false,
+            size_only: false,
+            entry_documents: None,
+            rules: &Rules::default(),
+            trusted: &trusted,
+            remote_headers: &HashMap::new(),
+        };
+        assert_eq!(heads_needed(&input), ["untrusted.css"]);
+        let heads = HashMap::from([("untrusted.css".to_string(), "other".to_string())]);
+        input.remote_headers = &heads;
+        let p = plan(&input);
+        assert_eq!(p.skips, [("same.css".to_string(), Reason::Unchanged)]);
+        let copies: Vec<_> = p
+            .copies
+            .iter()
+            .map(|c| (c.upload.key.as_str(), &c.reason))
+            .collect();
+        assert_eq!(
+            copies,
+            [
+                ("fix.css", &Reason::HeadersChanged),
+                ("untrusted.css", &Reason::HeadersChanged)
+            ]
+        );
+        assert_eq!(reasons(&p), [("edited.css", &Reason::ContentChanged)]);
+        assert_eq!(p.changed_keys(), ["edited.css", "fix.css", "untrusted.css"]);
+    }
+
+    #[test]
     fn without_delete_flag_extra_objects_are_kept() {
         let p = run(&[], &[obj("gone", 5, B)], &[], false);
         assert!(p.deletes.is_empty());
@@ -704,6 +870,8 @@ mod tests {
             size_only: false,
             entry_documents: Some(&entry_documents()),
             rules: &Rules::default(),
+            trusted: &HashMap::new(),
+            remote_headers: &HashMap::new(),
         });
         let u = &p.uploads[0].upload;
         assert_eq!(u.content_type, "text/html; charset=utf-8");

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use crate::config::ObjectSettings;
+use crate::manifest::Headers;
 
 #[cfg(test)]
 pub mod memory;
@@ -115,6 +116,22 @@ pub trait ObjectStore: Sync {
     /// Writes one object, in parts of [`part_size`] when it reaches
     /// [`MULTIPART_THRESHOLD`]; returns the ETag S3 gave it, unquoted.
     fn put(&self, upload: &Upload) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// An object's bytes (for the small deploy manifest); `None` if absent.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// The headers an object is served with; `None` if absent.
+    fn headers(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Headers>, StoreError>> + Send;
+
+    /// Replaces an object's headers without re-uploading it (CopyObject onto
+    /// itself, MetadataDirective=REPLACE); returns the new ETag.
+    fn copy_in_place(
+        &self,
+        upload: &Upload,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// Deletes up to 1,000 keys; returns the keys the store refused.
     fn delete(

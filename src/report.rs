@@ -107,9 +107,10 @@ pub fn plan(plan: &Plan, destination: &str) {
         debug!("keep: {key} (not in the local folder; set DELETE_FLAG to delete it)");
     }
     info!(
-        "Plan for {destination}: {} to upload ({}), {} unchanged, {} to delete",
+        "Plan for {destination}: {} to upload ({}), {} headers to fix in place, {} unchanged, {} to delete",
         plan.uploads.len(),
         bytes(plan.upload_bytes()),
+        plan.copies.len(),
         plan.skips.len(),
         plan.deletes.len()
     );
@@ -131,6 +132,15 @@ pub fn uploaded(planned: &PlannedUpload, took: Duration) {
     );
 }
 
+pub fn copied(planned: &PlannedUpload, took: Duration) {
+    info!(
+        "update headers: {} ({}; in {})",
+        planned.upload.key,
+        planned.reason,
+        seconds(took)
+    );
+}
+
 pub fn upload_failed(e: &StoreError) {
     error!("{e}");
 }
@@ -144,6 +154,9 @@ pub fn dry_run(plan: &Plan) {
             u.reason,
             bytes(u.upload.size)
         );
+    }
+    for c in &plan.copies {
+        info!("(dryrun) update headers: {} ({})", c.upload.key, c.reason);
     }
     for d in &plan.deletes {
         info!("(dryrun) delete: {} (not in the local folder)", d.key);
@@ -199,6 +212,7 @@ pub struct Timing {
 pub struct Totals {
     pub uploaded: usize,
     pub uploaded_bytes: u64,
+    pub headers_updated: usize,
     pub unchanged: usize,
     pub deleted: usize,
     pub kept: usize,
@@ -208,7 +222,7 @@ pub struct Totals {
 #[derive(Debug, serde::Serialize)]
 pub struct ObjectRecord {
     pub key: String,
-    /// `upload`, `skip`, `delete` or `keep`.
+    /// `upload`, `update headers`, `skip`, `delete` or `keep`.
     pub action: &'static str,
     pub reason: String,
     pub size: u64,
@@ -276,6 +290,26 @@ pub fn record_plan(
             done.etags.get(key),
         ));
     }
+    for c in &plan.copies {
+        let key = &c.upload.key;
+        record.objects.push(object(
+            key,
+            "update headers",
+            c.reason.to_string(),
+            c.upload.size,
+            done.etags.get(key),
+        ));
+    }
+    for c in &plan.copies {
+        let key = &c.upload.key;
+        record.objects.push(object(
+            key,
+            "update headers",
+            c.reason.to_string(),
+            c.upload.size,
+            done.etags.get(key),
+        ));
+    }
     for (key, reason) in &plan.skips {
         let r = remote.get(key.as_str());
         record.objects.push(object(
@@ -310,6 +344,7 @@ pub fn record_plan(
     record.totals = Totals {
         uploaded: done.uploaded,
         uploaded_bytes: done.uploaded_bytes,
+        headers_updated: done.copied,
         unchanged: plan.skips.len(),
         deleted: done.deleted,
         kept: plan.kept.len(),
@@ -332,6 +367,7 @@ pub fn summary(record: &Record) {
     info!("  {:<10} {:>8} {:>12}", "action", "objects", "bytes");
     for (action, label, count) in [
         ("upload", "uploaded", t.uploaded),
+        ("update headers", "headers", t.headers_updated),
         ("skip", "unchanged", t.unchanged),
         ("delete", "deleted", t.deleted),
         ("keep", "kept", t.kept),

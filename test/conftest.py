@@ -132,6 +132,11 @@ def writes(requests):
     return [r for r in requests if r["method"] in ("PUT", "POST", "DELETE")]
 
 
+def site_writes(requests):
+    """Writes to the site's objects, leaving out the deploy manifest."""
+    return [r for r in writes(requests) if ".s3-cloudfront-deploy-manifest.json" not in r["url"]]
+
+
 def base_env(moto, **extra):
     """A clean environment: nothing leaks in from the machine running the tests."""
     env = {
@@ -175,10 +180,16 @@ def make_site(root, files):
     return Path(root)
 
 
+MANIFEST = ".s3-cloudfront-deploy-manifest.json"
+
+
 def bucket_contents(s3, bucket, prefix=""):
-    """{key: bytes} of every object under the prefix."""
+    """{key: bytes} of every object under the prefix but the pipe's deploy
+    manifest, which is not part of the site."""
     out = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for o in page.get("Contents", []):
+            if o["Key"].endswith(MANIFEST):
+                continue
             out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
     return out

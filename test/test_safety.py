@@ -1,7 +1,7 @@
 """Drop-in safety: EXTRA_ARGS with aws s3 sync semantics, dry run, ordered
 deploy and the delete guard, observed at the server."""
 
-from conftest import bucket_contents, make_site, writes
+from conftest import bucket_contents, make_site, site_writes, writes
 
 SITE = {
     "index.html": "<h1>home",
@@ -75,7 +75,7 @@ def test_assets_are_all_written_before_the_first_entry_document(tmp_path, deploy
     with moto.record() as requests:
         proc = deploy(site, CONCURRENCY="8")
     assert proc.returncode == 0, proc.output
-    puts = [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in writes(requests)]
+    puts = [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in site_writes(requests)]
     assert len(puts) == len(files)
     entry = {"robots.txt", "sitemap.xml", "site.webmanifest"} | {f"page{i}.html" for i in range(5)}
     first_entry = min(i for i, name in enumerate(puts) if name in entry)
@@ -159,5 +159,5 @@ def test_unordered_deploy_and_custom_entry_documents(tmp_path, deploy, moto):
     site = make_site(tmp_path, {"a.html": "a", "z.json": "z", "m.js": "m"})
     with moto.record() as requests:
         assert deploy(site, ENTRY_DOCUMENTS="*.json", CONCURRENCY="1").returncode == 0
-    puts = [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in writes(requests)]
+    puts = [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in site_writes(requests)]
     assert puts[-1] == "z.json", puts

@@ -8,6 +8,7 @@ use super::{
     DeleteFailure, MULTIPART_THRESHOLD, ObjectStore, RemoteObject, StoreError, Upload, part_size,
 };
 use crate::local::etag;
+use crate::manifest::Headers;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -73,6 +74,35 @@ impl ObjectStore for MemoryStore {
         Ok(etag)
     }
 
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .get(key)
+            .map(|(_, u)| std::fs::read(&u.path).unwrap_or_default()))
+    }
+
+    async fn headers(&self, key: &str) -> Result<Option<Headers>, StoreError> {
+        self.log.lock().unwrap().push(format!("HEAD {key}"));
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .get(key)
+            .map(|(_, u)| Headers::of(&u.content_type, &u.settings)))
+    }
+
+    async fn copy_in_place(&self, upload: &Upload) -> Result<String, StoreError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("COPY {}", upload.key));
+        let mut objects = self.objects.lock().unwrap();
+        let (object, stored) = objects
+            .get_mut(&upload.key)
+            .expect("copy of an existing object");
+        stored.content_type = upload.content_type.clone();
+        stored.settings = upload.settings.clone();
+        Ok(object.etag.clone())
+    }
+
     async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
         assert!(
             keys.len() <= 1000,
@@ -109,6 +139,15 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
             });
         }
         self.inner.put(upload).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn headers(&self, key: &str) -> Result<Option<Headers>, StoreError> {
+        self.inner.headers(key).await
+    }
+    async fn copy_in_place(&self, upload: &Upload) -> Result<String, StoreError> {
+        self.inner.copy_in_place(upload).await
     }
     async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
         self.inner.delete(keys).await

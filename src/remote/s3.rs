@@ -4,10 +4,12 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectCannedAcl,
-    ObjectIdentifier, ServerSideEncryption, StorageClass,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective,
+    ObjectCannedAcl, ObjectIdentifier, ServerSideEncryption, StorageClass,
 };
 use futures::{StreamExt, TryStreamExt};
+
+use crate::manifest::Headers;
 
 use super::{
     DeleteFailure, MULTIPART_THRESHOLD, ObjectStore, RemoteObject, StoreError, Upload, part_size,
@@ -224,6 +226,76 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(store_error("GetObject", self.url(key), e)),
+        };
+        let body = out.body.collect().await.map_err(|e| StoreError {
+            operation: "GetObject",
+            target: self.url(key),
+            code: Some("Unreachable".into()),
+            message: e.to_string(),
+        })?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
+    async fn headers(&self, key: &str) -> Result<Option<Headers>, StoreError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
+            Err(e) => return Err(store_error("HeadObject", self.url(key), e)),
+        };
+        #[allow(deprecated)] // `expires` is the parsed header; its replacement is a string
+        let expires = out.expires().map(|d| d.secs());
+        Ok(Some(Headers {
+            content_type: out.content_type().map(String::from),
+            cache_control: out.cache_control().map(String::from),
+            content_encoding: out.content_encoding().map(String::from),
+            content_language: out.content_language().map(String::from),
+            content_disposition: out.content_disposition().map(String::from),
+            expires,
+            metadata: out
+                .metadata()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }))
+    }
+
+    async fn copy_in_place(&self, upload: &Upload) -> Result<String, StoreError> {
+        // The copy source is `bucket/key`, URL-encoded except for the `/`s.
+        let source = format!("{}/{}", self.bucket, encode_key(&upload.key));
+        let request = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .copy_source(source)
+            .metadata_directive(MetadataDirective::Replace);
+        let out = with_settings!(request, upload)
+            .send()
+            .await
+            .map_err(|e| store_error("CopyObject", self.url(&upload.key), e))?;
+        Ok(unquote(out.copy_object_result().and_then(|r| r.e_tag())))
+    }
+
     async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
         let fail = |e| store_error("DeleteObjects", self.url(&keys[0]), e);
         let objects = keys
@@ -254,6 +326,19 @@ impl ObjectStore for S3Store {
             })
             .collect())
     }
+}
+
+/// Percent-encodes a key for CopySource: everything but unreserved
+/// characters and `/`.
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn unquote(etag: Option<&str>) -> String {
