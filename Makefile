@@ -40,9 +40,11 @@ demo: $(VENV)/.installed build
 stop:
 	@scripts/emulator.sh stop "$(DEMO_ENDPOINT)"
 
-## This pipe against `aws s3 sync` on one local server, same run, same site.
-bench: $(VENV)/.installed build
+## This pipe against `aws s3 sync` on one local server, same run, same site;
+## then the container's cold start against the bare binary's.
+bench: $(VENV)/.installed image
 	$(PY) scripts/bench.py --bin "$(BIN)" $(BENCH_ARGS)
+	$(PY) scripts/coldstart.py --bin "$(BIN)" --image "$(IMAGE)"
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE   := s3-cloudfront-deploy:local

@@ -7,7 +7,9 @@ Phases, each run by both tools on their own bucket:
   b. redeploy after touching every mtime (a fresh clone in CI);
   c. redeploy after editing 1% of the files (half of the edits keep the size)
      and deleting 1%, with every mtime then reset to one fixed time, as
-     reproducible builds (SOURCE_DATE_EPOCH) and restored artifacts do.
+     reproducible builds (SOURCE_DATE_EPOCH) and restored artifacts do;
+  d. redeploy after someone else re-uploaded 5 objects with the same bytes
+     by another tool (a multipart upload: new ETags, another Content-Type).
 
 Writes, bytes and HeadObject calls are counted at the server (moto's request
 recorder). "wrong" is how many keys differ from the folder afterwards.
@@ -57,6 +59,19 @@ def generate(root, n, seed):
         path = root / f"d{i % 40}" / f"s{i % 7}" / f"f{i}.{ext}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(rng.randbytes(size))
+
+
+def overwrite_same_bytes(s3, bucket, root, count):
+    keys = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())[:count]
+    for key in keys:
+        mpu = s3.create_multipart_upload(Bucket=bucket, Key=key)
+        part = s3.upload_part(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], PartNumber=1, Body=(root / key).read_bytes())
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=mpu["UploadId"],
+            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+        )
 
 
 def set_mtimes(root, when):
@@ -120,7 +135,7 @@ class Server:
     def stop(self):
         """Counts of the recorded requests."""
         self.post("/moto-api/recorder/stop-recording")
-        counts = {"written": 0, "bytes": 0, "deleted": 0, "head": 0}
+        counts = {"written": 0, "copied": 0, "bytes": 0, "deleted": 0, "head": 0}
         decoder = json.JSONDecoder()
         text = self.recording.read_text()
         i = 0
@@ -135,7 +150,9 @@ class Server:
             size = int(h.get("x-amz-decoded-content-length") or h.get("content-length") or 0)
             if method == "PUT":
                 counts["bytes"] += size
-                if "partNumber=" not in url:
+                if "x-amz-copy-source" in h:
+                    counts["copied"] += 1
+                elif "partNumber=" not in url:
                     counts["written"] += 1
             elif method == "POST" and "uploadId=" in url:
                 counts["written"] += 1  # CompleteMultipartUpload
@@ -154,6 +171,8 @@ class Server:
         out = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for o in page.get("Contents", []):
+                if o["Key"] == ".s3-cloudfront-deploy-manifest.json":
+                    continue  # the pipe's own bookkeeping, not part of the site
                 out[o["Key"]] = hashlib.md5(self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()).hexdigest()
         return out
 
@@ -232,9 +251,11 @@ def main():
             buckets = {name: f"bench-{run}-{i}" for i, name in enumerate(names)}
             for b in buckets.values():
                 server.s3.create_bucket(Bucket=b)
-            for phase in ("a", "b", "c"):
+            for phase in ("a", "b", "c", "d"):
                 for name in names:
                     root = copies[name]
+                    if phase == "d":
+                        overwrite_same_bytes(server.s3, buckets[name], root, 5)
                     if phase == "b":
                         set_mtimes(root, time.time())
                     if phase == "c":
@@ -254,22 +275,31 @@ def main():
         server.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    labels = {"a": "a. first deploy", "b": "b. touch all mtimes", "c": "c. 1% edited, 1% deleted"}
+    labels = {
+        "a": "a. first deploy",
+        "b": "b. touch all mtimes",
+        "c": "c. 1% edited, 1% deleted",
+        "d": "d. 5 re-uploaded by another tool",
+    }
     print(f"\n{args.files} files, {args.runs} paired run(s), medians\n")
-    print("| phase | tool | wall s | objects written | MB uploaded | deleted | HeadObject | peak RSS MB | wrong |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for phase in "abc":
+    print(
+        "| phase | tool | wall s | objects written | headers fixed in place | MB uploaded | deleted "
+        "| HeadObject | peak RSS MB | wrong |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for phase in "abcd":
         row = {}
         for name in ("this pipe", "aws s3 sync"):
             rs = results[(phase, name)]
             med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             row[name] = med
             print(
-                f"| {labels[phase]} | {name} | {med['seconds']:.2f} | {med['written']:.0f} | {med['bytes'] / 1e6:.1f} "
+                f"| {labels[phase]} | {name} | {med['seconds']:.2f} | {med['written']:.0f} | {med['copied']:.0f} "
+                f"| {med['bytes'] / 1e6:.1f} "
                 f"| {med['deleted']:.0f} | {med['head']:.0f} | {med['rss']:.0f} | {med['wrong']:.0f} |"
             )
         ratio = row["aws s3 sync"]["seconds"] / row["this pipe"]["seconds"]
-        print(f"| {labels[phase]} | ratio | aws s3 sync / this pipe = {ratio:.1f}x | | | | | | |")
+        print(f"| {labels[phase]} | ratio | aws s3 sync / this pipe = {ratio:.1f}x | | | | | | | |")
 
 
 if __name__ == "__main__":

@@ -280,35 +280,18 @@ pub fn record_plan(
         size,
         etag: etag.cloned(),
     };
-    for u in &plan.uploads {
-        let key = &u.upload.key;
-        record.objects.push(object(
-            key,
-            "upload",
-            u.reason.to_string(),
-            u.upload.size,
-            done.etags.get(key),
-        ));
-    }
-    for c in &plan.copies {
-        let key = &c.upload.key;
-        record.objects.push(object(
-            key,
-            "update headers",
-            c.reason.to_string(),
-            c.upload.size,
-            done.etags.get(key),
-        ));
-    }
-    for c in &plan.copies {
-        let key = &c.upload.key;
-        record.objects.push(object(
-            key,
-            "update headers",
-            c.reason.to_string(),
-            c.upload.size,
-            done.etags.get(key),
-        ));
+    for (action, planned) in [("upload", &plan.uploads), ("update headers", &plan.copies)] {
+        for p in planned {
+            let key = &p.upload.key;
+            let etag = done.etags.get(key);
+            record.objects.push(object(
+                key,
+                action,
+                p.reason.to_string(),
+                p.upload.size,
+                etag,
+            ));
+        }
     }
     for (key, reason) in &plan.skips {
         let r = remote.get(key.as_str());

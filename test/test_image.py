@@ -117,3 +117,28 @@ def test_validation_failure_exits_1(tmp_path, moto):
     assert proc.returncode == 1
     assert "✖ Validation errors:" in proc.output
     assert f"{BUILD_DIR}/missing cannot be read" in proc.output
+
+
+def test_deploy_and_invalidation_in_one_step(tmp_path, moto, s3, bucket):
+    from test_cdn import distribution, invalidations
+    from conftest import client
+
+    cloudfront = client(moto, "cloudfront")
+    dist_id, _ = distribution(cloudfront, bucket)
+    variables = {
+        "S3_BUCKET": bucket,
+        "LOCAL_PATH": "public",
+        "AWS_ACCESS_KEY_ID": STATIC_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": STATIC_SECRET,
+        "DISTRIBUTION_ID": dist_id,
+        "WAIT": "true",
+    }
+    make_site(tmp_path / "public", {"index.html": "v1", "app.js": "a"})
+    assert bitbucket_run(moto, tmp_path, variables).returncode == 0
+    (tmp_path / "public/index.html").write_text("v2")
+    proc = bitbucket_run(moto, tmp_path, variables)
+    assert proc.returncode == 0, proc.output
+    assert list(invalidations(cloudfront, dist_id).values()) == [["/", "/index.html"]]
+    assert "✔ Successfully created a cloudfront invalidation:" in proc.output
+    report = tmp_path / ".bitbucket/pipelines/generated/pipeline/pipes/s3-cloudfront-deploy/report.json"
+    assert report.exists(), "the report lands in the shared pipe storage, inside the clone"

@@ -26,13 +26,16 @@ def copies(requests):
 
 
 def test_header_only_change_is_fixed_in_place(tmp_path, deploy, s3, bucket, moto):
-    site = make_site(tmp_path, FILES)
+    site = make_site(tmp_path / "site", FILES)
     assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
     assert sorted(manifest["objects"]) == sorted(FILES)
     with moto.record() as requests:
-        proc = deploy(site, CACHE_CONTROL="max-age=3600")
+        proc = deploy(site, CACHE_CONTROL="max-age=3600", REPORT_FILE=str(tmp_path / "report.json"))
     assert proc.returncode == 0, proc.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [o["action"] for o in report["objects"]].count("update headers") == len(FILES)
+    assert report["totals"]["headers_updated"] == len(FILES)
     assert puts(requests) == [], "no re-upload"
     assert len(copies(requests)) == len(FILES)
     assert heads(requests) == [], "the manifest vouches for every object"
