@@ -13,7 +13,7 @@ Phases, each run by both tools on their own bucket:
 
 Writes, bytes and HeadObject calls are counted at the server (moto's request
 recorder). "wrong" is how many keys differ from the folder afterwards.
-Peak RSS is the tool process's own (wait4), without the server.
+Peak RSS is the tool process's own (GNU time), without the server.
 """
 
 import argparse
@@ -193,14 +193,21 @@ def wrong(server, bucket, root):
     return sum(1 for k in remote.keys() | local.keys() if remote.get(k) != local.get(k))
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run_tool(cmd, env):
-    """Runs a command; returns (seconds, peak RSS in MB, returncode, output)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, proc.returncode, out.decode(errors="replace")
+    """Runs a command; returns (seconds, peak RSS in MB, returncode, output).
+    GNU time reports the tool's own peak RSS: a child forked from this
+    (large) Python process would count the parent's pages too."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        seconds = time.perf_counter() - started
+        peak_kb = int(rss.read().strip().splitlines()[-1])
+    return seconds, peak_kb / 1024, proc.returncode, proc.stdout.decode(errors="replace")
 
 
 def tools(binary, server, site):
@@ -231,6 +238,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1, help="paired runs; the order of the tools alternates")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
+    if not os.access(GNU_TIME, os.X_OK):
+        raise SystemExit(f"{GNU_TIME} is needed to measure peak memory: apt-get install time")
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     server = Server(work)

@@ -211,7 +211,7 @@ async fn deploy_folder(
         .map(|m| m.trusted(&listed))
         .unwrap_or_default();
     let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
-    let mut hashes = compare::local_etags(&store, needs).await?;
+    let hashes = compare::local_etags(&store, needs).await?;
     record.timed("hash", since);
     let entry_documents = target
         .entry_documents
@@ -264,19 +264,22 @@ async fn deploy_folder(
         result?
     };
     if let (Some(key), false) = (&target.manifest_key, target.dry_run) {
-        let keys: std::collections::HashSet<&str> =
-            plan.uploads.iter().map(|u| u.upload.key.as_str()).collect();
-        let uploaded: Vec<_> = local
-            .iter()
-            .filter(|f| keys.contains(f.key.as_str()))
-            .map(|f| (f, compare::as_uploaded(f)))
-            .collect();
-        hashes.extend(compare::local_etags(&store, uploaded).await?);
-        let next = manifest::next(&plan, &trusted, &remote, &hashes, &heads, &done.etags);
-        // A deploy that changed nothing leaves the bucket untouched.
-        if previous.as_ref() != Some(&next) {
-            manifest::save(&store, key, &next).await?;
-        }
+        let evidence = manifest::Evidence {
+            trusted: &trusted,
+            remote: &remote,
+            hashes,
+            remote_headers: &heads,
+        };
+        manifest::update(
+            &store,
+            key,
+            previous.as_ref(),
+            local,
+            &plan,
+            &done,
+            evidence,
+        )
+        .await?;
     }
     report::record_plan(record, &plan, &done, &remote, excluded);
     Ok((plan, done))

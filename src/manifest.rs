@@ -4,12 +4,15 @@
 //! headers nor (for SSE-KMS or foreign part sizes) a usable hash; with the
 //! manifest a redeploy needs no HeadObject for keys nobody else touched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+use crate::compare::{self, CompareError};
 use crate::config::ObjectSettings;
+use crate::deploy::Outcome;
+use crate::local::LocalFile;
 use crate::plan::{Hashed, Plan};
 use crate::remote::{ObjectStore, RemoteObject, StoreError, Upload};
 
@@ -175,6 +178,48 @@ pub async fn save<S: ObjectStore>(
         "Deploy manifest written: {} entries",
         manifest.objects.len()
     );
+    Ok(())
+}
+
+/// What the deploy learnt about each key, for the next manifest.
+pub struct Evidence<'a> {
+    pub trusted: &'a HashMap<String, Entry>,
+    pub remote: &'a [RemoteObject],
+    pub hashes: HashMap<String, Hashed>,
+    pub remote_headers: &'a HashMap<String, String>,
+}
+
+/// After a successful deploy: hashes the uploaded files as S3 saw them,
+/// builds the next manifest and writes it, unless nothing changed.
+pub async fn update<S: ObjectStore>(
+    store: &S,
+    key: &str,
+    previous: Option<&Manifest>,
+    local: &[LocalFile],
+    plan: &Plan,
+    done: &Outcome,
+    mut evidence: Evidence<'_>,
+) -> Result<(), CompareError> {
+    let uploaded: HashSet<&str> = plan.uploads.iter().map(|u| u.upload.key.as_str()).collect();
+    let needs = local
+        .iter()
+        .filter(|f| uploaded.contains(f.key.as_str()))
+        .map(|f| (f, compare::as_uploaded(f)))
+        .collect();
+    evidence
+        .hashes
+        .extend(compare::local_etags(store, needs).await?);
+    let next = next(
+        plan,
+        evidence.trusted,
+        evidence.remote,
+        &evidence.hashes,
+        evidence.remote_headers,
+        &done.etags,
+    );
+    if previous != Some(&next) {
+        save(store, key, &next).await?;
+    }
     Ok(())
 }
 
