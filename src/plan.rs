@@ -241,7 +241,7 @@ impl fmt::Display for Reason {
             }
             Reason::Unchanged => write!(f, "unchanged (same content hash)"),
             Reason::SameSize => write!(f, "same size (--size-only)"),
-            Reason::HeadersChanged => write!(f, "same content, headers changed: fixed in place"),
+            Reason::HeadersChanged => write!(f, "same content, headers changed"),
         }
     }
 }
@@ -397,6 +397,9 @@ fn upload_of(file: &LocalFile, input: &PlanInput) -> Upload {
     }
 }
 
+/// The largest object CopyObject can copy onto itself.
+pub const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+
 pub fn plan(input: &PlanInput) -> Plan {
     let mut remote: BTreeMap<&str, &RemoteObject> =
         input.remote.iter().map(|r| (r.key.as_str(), r)).collect();
@@ -416,11 +419,18 @@ pub fn plan(input: &PlanInput) -> Plan {
                 .map(|e| &e.headers)
                 .or_else(|| input.remote_headers.get(&file.key));
             if actual.is_some_and(|a| *a != wanted) {
-                plan.copies.push(PlannedUpload {
+                let fix = PlannedUpload {
                     upload,
                     reason: Reason::HeadersChanged,
                     wave,
-                });
+                };
+                // CopyObject stops at 5 GB: larger objects get their new
+                // headers by a new upload.
+                if file.size > COPY_LIMIT {
+                    plan.uploads.push(fix);
+                } else {
+                    plan.copies.push(fix);
+                }
             } else {
                 plan.skips.push((file.key.clone(), reason));
             }
@@ -830,6 +840,44 @@ mod tests {
         );
         assert_eq!(reasons(&p), [("edited.css", &Reason::ContentChanged)]);
         assert_eq!(p.changed_keys(), ["edited.css", "fix.css", "untrusted.css"]);
+    }
+
+    #[test]
+    fn headers_of_objects_over_five_gigabytes_change_by_upload() {
+        use crate::manifest::Entry;
+        let huge = COPY_LIMIT + 1;
+        let local = [file("big.bin", huge)];
+        let remote = [obj("big.bin", huge, A)];
+        let trusted = HashMap::from([(
+            "big.bin".to_string(),
+            Entry {
+                etag: A.into(),
+                md5: A.into(),
+                part_size: None,
+                headers: "old".into(),
+            },
+        )]);
+        let etags = HashMap::from([(
+            "big.bin".to_string(),
+            Hashed {
+                etag: A.into(),
+                part_size: None,
+            },
+        )]);
+        let p = plan(&PlanInput {
+            local: &local,
+            remote: &remote,
+            local_etags: &etags,
+            settings: &ObjectSettings::default(),
+            delete: false,
+            size_only: false,
+            entry_documents: None,
+            rules: &Rules::default(),
+            trusted: &trusted,
+            remote_headers: &HashMap::new(),
+        });
+        assert!(p.copies.is_empty());
+        assert_eq!(reasons(&p), [("big.bin", &Reason::HeadersChanged)]);
     }
 
     #[test]

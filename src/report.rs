@@ -134,7 +134,7 @@ pub fn uploaded(planned: &PlannedUpload, took: Duration) {
 
 pub fn copied(planned: &PlannedUpload, took: Duration) {
     info!(
-        "update headers: {} ({}; in {})",
+        "update headers: {} ({}: fixed in place; in {})",
         planned.upload.key,
         planned.reason,
         seconds(took)
