@@ -153,8 +153,9 @@ pub async fn save<S: ObjectStore>(
     key: &str,
     manifest: &Manifest,
 ) -> Result<(), StoreError> {
+    let json = manifest.to_json();
     let file = tempfile::NamedTempFile::new().and_then(|mut f| {
-        std::io::Write::write_all(&mut f, &manifest.to_json())?;
+        std::io::Write::write_all(&mut f, &json)?;
         Ok(f)
     });
     let file = file.map_err(|e| StoreError {
@@ -166,7 +167,7 @@ pub async fn save<S: ObjectStore>(
     let upload = Upload {
         key: key.to_string(),
         path: file.path().to_path_buf(),
-        size: manifest.to_json().len() as u64,
+        size: json.len() as u64,
         content_type: "application/json".into(),
         settings: ObjectSettings {
             cache_control: Some("no-store".into()),
