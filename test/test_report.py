@@ -46,3 +46,24 @@ def test_report_file_on_failure(tmp_path, deploy):
     report = json.loads((tmp_path / "out/r.json").read_text())
     jsonschema.validate(report, SCHEMA)
     assert report["success"] is False and "NoSuchDistribution" in report["error"]
+
+
+def test_validation_failure_in_bitbucket_replaces_the_last_report(tmp_path, deploy, moto):
+    """A second run in the same step that fails validation must not leave
+    the first run's success behind."""
+    site = make_site(tmp_path / "site", {"a.txt": "a"})
+    storage = tmp_path / "storage"
+    assert deploy(site, BITBUCKET_PIPE_SHARED_STORAGE_DIR=str(storage)).returncode == 0
+    path = storage / "s3-cloudfront-deploy/report.json"
+    assert json.loads(path.read_text())["success"] is True
+    proc = deploy(site, BITBUCKET_PIPE_SHARED_STORAGE_DIR=str(storage), ACL="public", EXPIRES="2030-13-01")
+    assert proc.returncode == 1
+    assert "✖ Validation errors:" in proc.output
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["success"] is False
+    assert report["error"].startswith("Validation errors:")
+    assert sorted(report["validation_errors"]) == ["ACL", "EXPIRES"]
+    assert "is not one of: private, public-read" in report["validation_errors"]["ACL"][0]
+    assert report["objects"] == [] and report["destination"] is None
+

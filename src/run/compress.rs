@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
-use crate::local::LocalFile;
-use crate::rules::{Compress, Rules};
+use crate::model::LocalFile;
+use crate::plan::rules::{Compress, Rules};
 
 /// Files ready to plan, and the folder holding compressed copies (removed
 /// when this is dropped, after the upload).
@@ -161,7 +161,9 @@ fn use_siblings(files: Vec<LocalFile>) -> Vec<LocalFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::scan;
+    use crate::config::rules_file;
+    use crate::edge::scan::scan;
+    use crate::model::Prefix;
     use std::io::Read;
 
     fn site(files: &[(&str, &[u8])]) -> tempfile::TempDir {
@@ -180,13 +182,23 @@ mod tests {
             ("b.css", text.as_bytes()),
             ("c.png", b"png"),
         ]);
-        let rules = Rules::parse(
+        let rules = rules_file::parse(
             "- match: '*.js'\n  compress: br\n- match: '*.css'\n  compress: gzip\n",
             "RULES",
         )
         .unwrap();
-        let once = prepare(scan(dir.path(), "", true).unwrap(), &rules, false).unwrap();
-        let twice = prepare(scan(dir.path(), "", true).unwrap(), &rules, false).unwrap();
+        let once = prepare(
+            scan(dir.path(), &Prefix::default(), true).unwrap(),
+            &rules,
+            false,
+        )
+        .unwrap();
+        let twice = prepare(
+            scan(dir.path(), &Prefix::default(), true).unwrap(),
+            &rules,
+            false,
+        )
+        .unwrap();
         let (js, css, png) = (&once.files[0], &once.files[1], &once.files[2]);
         assert_eq!(
             (js.encoding, css.encoding, png.encoding),
@@ -222,8 +234,12 @@ mod tests {
             ("lib.js.gz", b"gz"),
             ("data.gz", b"standalone"),
         ]);
-        let prepared =
-            prepare(scan(dir.path(), "", true).unwrap(), &Rules::default(), true).unwrap();
+        let prepared = prepare(
+            scan(dir.path(), &Prefix::default(), true).unwrap(),
+            &Rules::default(),
+            true,
+        )
+        .unwrap();
         let view: Vec<_> = prepared
             .files
             .iter()

@@ -1,184 +1,63 @@
-//! Stage 4: the plan. Pure functions only: given what is local, what is
-//! remote and the hashes gathered for the files that need one, decide what
-//! to upload, skip and delete, and why. Execution never re-decides.
+//! The plan: every decision of a deploy, each with its reason, in pure
+//! functions. Given what is local, what is remote and the evidence gathered
+//! (hashes, HeadObject digests, trusted manifest entries), decide what to
+//! upload, fix in place, skip, delete and keep, and in which order.
+//! Execution never re-decides.
+
+pub mod content_type;
+pub mod filter;
+pub mod guard;
+pub mod invalidation;
+pub mod manifest;
+pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use crate::config::{MaxDelete, ObjectSettings};
-use crate::content_type::content_type;
-use crate::filter::Filters;
-use crate::local::LocalFile;
-use crate::manifest::{Entry, Headers, headers_digest};
-use crate::remote::{RemoteObject, Upload, part_size};
-use crate::rules::{self, Rules};
-
-/// What an ETag tells about the object's content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Etag<'a> {
-    /// A single-part upload without SSE-KMS/SSE-C: the MD5 of the content.
-    Md5(&'a str),
-    /// A multipart upload: the MD5 of the parts' MD5s, and the part count.
-    Multipart { parts: u64 },
-    /// Anything else (SSE-C, other stores): it cannot be recomputed locally.
-    Opaque,
-}
-
-pub fn classify(etag: &str) -> Etag<'_> {
-    let is_md5 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    match etag.split_once('-') {
-        None if is_md5(etag) => Etag::Md5(etag),
-        Some((md5, parts)) if is_md5(md5) => match parts.parse() {
-            Ok(parts) if parts > 0 => Etag::Multipart { parts },
-            _ => Etag::Opaque,
-        },
-        _ => Etag::Opaque,
-    }
-}
+use crate::etag::{self, HashNeed, Hashed};
+use crate::model::{
+    ETag, HeadersDigest, Key, LocalFile, ManifestEntry as Entry, ObjectSettings, Prefix,
+    RemoteObject, Upload,
+};
+use filter::Filters;
+use rules::Rules;
 
 /// The local files and remote objects the filters and `ignore` rules let
-/// through; excluded remote keys are thereby never compared and never deleted.
-pub fn apply_filters(
+/// through, and how many were left out; excluded remote keys are thereby
+/// never compared and never deleted.
+pub fn scope(
     local: Vec<LocalFile>,
     remote: Vec<RemoteObject>,
-    prefix: &str,
+    prefix: &Prefix,
     filters: &Filters,
     rules: &Rules,
 ) -> (Vec<LocalFile>, Vec<RemoteObject>, usize) {
-    if filters.is_empty() && !rules.0.iter().any(|r| r.ignore) {
+    if filters.is_empty() && !rules.ignores_any() {
         return (local, remote, 0);
     }
-    let included = |relative: &str| {
-        filters.includes(relative) && !rules.first_match(relative).is_some_and(|r| r.ignore)
-    };
+    let included = |relative: &str| filters.includes(relative) && !rules.ignores(relative);
     let before = local.len() + remote.len();
     let local: Vec<LocalFile> = local
         .into_iter()
         .filter(|f| included(&f.relative))
         .collect();
-    let strip = |key: &str| -> String {
-        if prefix.is_empty() {
-            key.to_string()
-        } else {
-            key.strip_prefix(prefix)
-                .and_then(|k| k.strip_prefix('/'))
-                .unwrap_or(key)
-                .to_string()
-        }
-    };
     let remote: Vec<RemoteObject> = remote
         .into_iter()
-        .filter(|r| included(&strip(&r.key)))
+        .filter(|r| prefix.strip(&r.key).is_some_and(included))
         .collect();
     let excluded = before - local.len() - remote.len();
     (local, remote, excluded)
 }
 
-/// Why a plan's deletes were refused before any write.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeleteRefused {
-    #[error(
-        "LOCAL_PATH is empty and DELETE_FLAG would delete all {remote} objects under the prefix: refusing. \
-         Check that the build produced files; to really empty the prefix, set ALLOW_DELETE_ALL to true"
-    )]
-    EmptyFolder { remote: usize },
-    #[error(
-        "the plan deletes {deletes} of {remote} remote objects, more than MAX_DELETE allows ({limit}): refusing \
-         before any change. Check LOCAL_PATH and the filters; if this is intended, raise MAX_DELETE \
-         (a number, or a percentage such as 100%)"
-    )]
-    TooMany {
-        deletes: usize,
-        remote: usize,
-        limit: usize,
-    },
-    #[error(
-        "the plan deletes {deletes} of {remote} remote objects, more than half of them and more than the \
-         {local} files LOCAL_PATH holds: refusing before any change, as this is what a broken build or a wrong \
-         LOCAL_PATH looks like. If this is intended, set MAX_DELETE (a number, or a percentage such as 100%)"
-    )]
-    MostlyGone {
-        deletes: usize,
-        remote: usize,
-        local: usize,
-    },
-    #[error("refusing to delete {0}: it is outside the deploy prefix")]
-    OutsidePrefix(String),
-}
-
-/// The delete guard: a pure check of the plan against the limits.
-pub fn check_deletes(
-    plan: &Plan,
-    remote: usize,
-    local: usize,
-    prefix: &str,
-    max: MaxDelete,
-    allow_delete_all: bool,
-) -> Result<(), DeleteRefused> {
-    let inside = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!("{prefix}/")
-    };
-    if let Some(outside) = plan.deletes.iter().find(|d| !d.key.starts_with(&inside)) {
-        return Err(DeleteRefused::OutsidePrefix(outside.key.clone()));
-    }
-    if plan.deletes.is_empty() || allow_delete_all {
-        return Ok(());
-    }
-    if local == 0 {
-        return Err(DeleteRefused::EmptyFolder { remote });
-    }
-    let deletes = plan.deletes.len();
-    let limit = match max {
-        MaxDelete::Count(n) => n,
-        MaxDelete::Fraction(f) => (remote as f64 * f).floor() as usize,
-        MaxDelete::Default if deletes * 2 > remote && deletes > local => {
-            return Err(DeleteRefused::MostlyGone {
-                deletes,
-                remote,
-                local,
-            });
-        }
-        MaxDelete::Default => return Ok(()),
-    };
-    if deletes > limit {
-        return Err(DeleteRefused::TooMany {
-            deletes,
-            remote,
-            limit,
-        });
-    }
-    Ok(())
-}
-
-/// A local file's content hash, as S3 would compute its ETag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hashed {
-    pub etag: String,
-    /// The part size of a multipart ETag; `None` for a plain MD5.
-    pub part_size: Option<u64>,
-}
-
-/// How a local file must be hashed to compare with its remote ETag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashNeed {
-    /// The MD5 of the whole file.
-    Md5,
-    /// The multipart ETag with this part size.
-    Parts(u64),
-    /// The multipart ETag with the part size of the remote object's first
-    /// part, which only a HeadObject can tell.
-    PartsOfRemote,
-}
-
-/// The files worth hashing: only those whose remote object has the same size
-/// and a comparable ETag. Everything else is decided without reading a byte.
+/// The files worth hashing, and how: only those whose remote object has the
+/// same size and a comparable ETag (or a trusted manifest entry, which
+/// knows how the pipe hashed it). Everything else is decided without
+/// reading a byte.
 pub fn hashes_needed<'a>(
     local: &'a [LocalFile],
     remote: &[RemoteObject],
     size_only: bool,
-    trusted: &HashMap<String, Entry>,
+    trusted: &HashMap<Key, Entry>,
 ) -> Vec<(&'a LocalFile, HashNeed)> {
     if size_only {
         return Vec::new();
@@ -190,20 +69,10 @@ pub fn hashes_needed<'a>(
             let obj = remote
                 .get(file.key.as_str())
                 .filter(|r| r.size == file.size)?;
-            // The manifest knows how the pipe hashed this object, whatever
-            // its ETag looks like (SSE-KMS, foreign part sizes).
             if let Some(entry) = trusted.get(&file.key) {
                 return Some((file, entry.part_size.map_or(HashNeed::Md5, HashNeed::Parts)));
             }
-            let need = match classify(&obj.etag) {
-                Etag::Md5(_) => HashNeed::Md5,
-                Etag::Multipart { parts } if file.size.div_ceil(part_size(file.size)) == parts => {
-                    HashNeed::Parts(part_size(file.size))
-                }
-                Etag::Multipart { .. } => HashNeed::PartsOfRemote,
-                Etag::Opaque => return None,
-            };
-            Some((file, need))
+            Some((file, etag::need(file.size, &obj.etag)?))
         })
         .collect()
 }
@@ -217,7 +86,7 @@ pub enum Reason {
     },
     ContentChanged,
     /// The ETag is not an MD5 the pipe can recompute (SSE-C, a foreign store).
-    NotComparable(String),
+    NotComparable(ETag),
     Unchanged,
     /// Same size, not compared further (`--size-only`).
     SameSize,
@@ -236,7 +105,7 @@ impl fmt::Display for Reason {
             Reason::NotComparable(etag) => {
                 write!(
                     f,
-                    "remote ETag {etag:?} is not a content hash (SSE-KMS/SSE-C?), so it cannot be compared"
+                    "remote ETag \"{etag}\" is not a content hash (SSE-KMS/SSE-C?), so it cannot be compared"
                 )
             }
             Reason::Unchanged => write!(f, "unchanged (same content hash)"),
@@ -252,6 +121,14 @@ impl fmt::Display for Reason {
 pub enum Wave {
     Assets,
     EntryDocuments,
+}
+
+/// How an object is written: a whole upload, or a header fix in place
+/// (CopyObject onto itself, which keeps the bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Put,
+    Copy,
 }
 
 /// Documents a visitor or crawler enters by: uploaded after everything else.
@@ -276,6 +153,7 @@ pub fn wave(relative: &str, entry_documents: &globset::GlobSet) -> Wave {
     }
 }
 
+/// Entry-document patterns, matched case-insensitively against file names.
 pub fn entry_document_globs(
     patterns: &[impl AsRef<str>],
 ) -> Result<globset::GlobSet, globset::Error> {
@@ -299,7 +177,8 @@ pub struct PlannedUpload {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedDelete {
-    pub key: String,
+    pub key: Key,
+    /// Bytes.
     pub size: u64,
 }
 
@@ -309,17 +188,25 @@ pub struct Plan {
     /// Same content, other headers: fixed in place with CopyObject.
     pub copies: Vec<PlannedUpload>,
     /// Keys left as they are, with why.
-    pub skips: Vec<(String, Reason)>,
+    pub skips: Vec<(Key, Reason)>,
     pub deletes: Vec<PlannedDelete>,
     /// Remote objects with no local file, kept because DELETE_FLAG is off.
-    pub kept: Vec<String>,
+    pub kept: Vec<Key>,
+}
+
+/// One step of the execution: the writes of one kind in one wave. A step
+/// starts only when every write of the step before it succeeded.
+#[derive(Debug)]
+pub struct Step<'a> {
+    pub write: Write,
+    pub items: Vec<&'a PlannedUpload>,
 }
 
 pub struct PlanInput<'a> {
     pub local: &'a [LocalFile],
     pub remote: &'a [RemoteObject],
-    /// The ETag each hashed local file would have, by key (see [`hashes_needed`]).
-    pub local_etags: &'a HashMap<String, Hashed>,
+    /// The ETag each hashed local file would have (see [`hashes_needed`]).
+    pub local_etags: &'a HashMap<Key, Hashed>,
     pub settings: &'a ObjectSettings,
     pub delete: bool,
     /// Compare sizes only (`--size-only`): equal sizes are unchanged.
@@ -328,32 +215,26 @@ pub struct PlanInput<'a> {
     pub entry_documents: Option<&'a globset::GlobSet>,
     /// Per-file headers; `settings` fill what a rule leaves out.
     pub rules: &'a Rules,
-    /// Manifest entries whose ETag matches the listing.
-    pub trusted: &'a HashMap<String, Entry>,
+    /// Manifest entries the evidence still vouches for ([`manifest::Manifest::trusted`]).
+    pub trusted: &'a HashMap<Key, Entry>,
     /// Header digests read with HeadObject, for keys without a trusted entry.
-    pub remote_headers: &'a HashMap<String, String>,
+    pub remote_headers: &'a HashMap<Key, HeadersDigest>,
 }
 
 /// Whether a file's content differs from its object's, from the evidence:
 /// sizes, the hashes computed, and the trusted manifest entries.
-fn content(
-    file: &LocalFile,
-    obj: Option<&RemoteObject>,
-    local_etags: &HashMap<String, Hashed>,
-    trusted: &HashMap<String, Entry>,
-    size_only: bool,
-) -> Reason {
+fn content(file: &LocalFile, obj: Option<&RemoteObject>, input: &PlanInput) -> Reason {
     match obj {
         None => Reason::New,
         Some(obj) if obj.size != file.size => Reason::SizeChanged {
             remote: obj.size,
             local: file.size,
         },
-        Some(_) if size_only => Reason::SameSize,
+        Some(_) if input.size_only => Reason::SameSize,
         Some(obj) => {
-            let known = trusted.get(&file.key).map_or(&obj.etag, |e| &e.md5);
-            match local_etags.get(&file.key) {
-                Some(local) if local.etag.eq_ignore_ascii_case(known) => Reason::Unchanged,
+            let known = input.trusted.get(&file.key).map_or(&obj.etag, |e| &e.md5);
+            match input.local_etags.get(&file.key) {
+                Some(local) if local.etag == *known => Reason::Unchanged,
                 Some(_) => Reason::ContentChanged,
                 None => Reason::NotComparable(obj.etag.clone()),
             }
@@ -363,7 +244,7 @@ fn content(
 
 /// The keys whose content is unchanged but whose headers only a HeadObject
 /// can tell: those without a trusted manifest entry.
-pub fn heads_needed(input: &PlanInput) -> Vec<String> {
+pub fn heads_needed(input: &PlanInput) -> Vec<Key> {
     let remote: HashMap<&str, &RemoteObject> =
         input.remote.iter().map(|r| (r.key.as_str(), r)).collect();
     input
@@ -372,7 +253,7 @@ pub fn heads_needed(input: &PlanInput) -> Vec<String> {
         .filter(|f| !input.trusted.contains_key(&f.key))
         .filter(|f| {
             let obj = remote.get(f.key.as_str()).copied();
-            content(f, obj, input.local_etags, input.trusted, input.size_only) == Reason::Unchanged
+            content(f, obj, input) == Reason::Unchanged
         })
         .map(|f| f.key.clone())
         .collect()
@@ -392,12 +273,13 @@ fn upload_of(file: &LocalFile, input: &PlanInput) -> Upload {
         content_type: settings
             .content_type
             .clone()
-            .unwrap_or_else(|| content_type(&file.key)),
+            .unwrap_or_else(|| content_type::content_type(&file.key)),
         settings,
     }
 }
 
-/// The largest object CopyObject can copy onto itself.
+/// The largest object CopyObject can copy onto itself (S3's CopyObject
+/// reference: 5 GB in a single atomic operation).
 pub const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
 pub fn plan(input: &PlanInput) -> Plan {
@@ -406,13 +288,13 @@ pub fn plan(input: &PlanInput) -> Plan {
     let mut plan = Plan::default();
     for file in input.local {
         let obj = remote.remove(file.key.as_str());
-        let reason = content(file, obj, input.local_etags, input.trusted, input.size_only);
+        let reason = content(file, obj, input);
         let upload = upload_of(file, input);
         let wave = input
             .entry_documents
             .map_or(Wave::Assets, |globs| wave(&file.relative, globs));
         if matches!(reason, Reason::Unchanged | Reason::SameSize) {
-            let wanted = headers_digest(&Headers::of(&upload.content_type, &upload.settings));
+            let wanted = upload.headers().digest();
             let actual = input
                 .trusted
                 .get(&file.key)
@@ -447,24 +329,42 @@ pub fn plan(input: &PlanInput) -> Plan {
     for (key, obj) in remote {
         if input.delete {
             plan.deletes.push(PlannedDelete {
-                key: key.to_string(),
+                key: Key::new(key),
                 size: obj.size,
             });
         } else {
-            plan.kept.push(key.to_string());
+            plan.kept.push(Key::new(key));
         }
     }
     plan
 }
 
 impl Plan {
+    /// Bytes of every planned upload.
     pub fn upload_bytes(&self) -> u64 {
         self.uploads.iter().map(|u| u.upload.size).sum()
     }
 
+    /// The writes in the order they must happen: assets (uploads, then
+    /// header fixes), then entry documents likewise. Deletes come after
+    /// every step succeeded.
+    pub fn steps(&self) -> Vec<Step<'_>> {
+        let mut steps = Vec::new();
+        for wave in [Wave::Assets, Wave::EntryDocuments] {
+            for (write, planned) in [(Write::Put, &self.uploads), (Write::Copy, &self.copies)] {
+                let items: Vec<&PlannedUpload> =
+                    planned.iter().filter(|u| u.wave == wave).collect();
+                if !items.is_empty() {
+                    steps.push(Step { write, items });
+                }
+            }
+        }
+        steps
+    }
+
     /// Keys whose cached copies go stale: replaced or deleted. New keys are
     /// not in any cache.
-    pub fn changed_keys(&self) -> Vec<String> {
+    pub fn changed_keys(&self) -> Vec<Key> {
         let replaced = self
             .uploads
             .iter()
@@ -484,9 +384,9 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
-    fn file(key: &str, size: u64) -> LocalFile {
+    pub fn file(key: &str, size: u64) -> LocalFile {
         LocalFile {
-            key: key.into(),
+            key: Key::new(key),
             relative: key.into(),
             path: PathBuf::from("/site").join(key),
             size,
@@ -494,11 +394,11 @@ mod tests {
         }
     }
 
-    fn obj(key: &str, size: u64, etag: &str) -> RemoteObject {
+    pub fn obj(key: &str, size: u64, etag: &str) -> RemoteObject {
         RemoteObject {
-            key: key.into(),
+            key: Key::new(key),
             size,
-            etag: etag.into(),
+            etag: ETag::new(etag),
         }
     }
 
@@ -509,33 +409,58 @@ mod tests {
     const A: &str = "0cc175b9c0f1b6a831c399e269772661";
     const B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
 
+    fn hashed(etag: &str) -> Hashed {
+        Hashed {
+            etag: ETag::new(etag),
+            part_size: None,
+        }
+    }
+
+    fn etags(pairs: &[(&str, &str)]) -> HashMap<Key, Hashed> {
+        pairs
+            .iter()
+            .map(|(k, v)| (Key::new(*k), hashed(v)))
+            .collect()
+    }
+
+    fn input<'a>(
+        local: &'a [LocalFile],
+        remote: &'a [RemoteObject],
+        local_etags: &'a HashMap<Key, Hashed>,
+        settings: &'a ObjectSettings,
+    ) -> PlanInput<'a> {
+        static RULES: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Rules::default);
+        static NONE_TRUSTED: std::sync::LazyLock<HashMap<Key, Entry>> =
+            std::sync::LazyLock::new(HashMap::new);
+        static NO_HEADS: std::sync::LazyLock<HashMap<Key, HeadersDigest>> =
+            std::sync::LazyLock::new(HashMap::new);
+        PlanInput {
+            local,
+            remote,
+            local_etags,
+            settings,
+            delete: false,
+            size_only: false,
+            entry_documents: None,
+            rules: &RULES,
+            trusted: &NONE_TRUSTED,
+            remote_headers: &NO_HEADS,
+        }
+    }
+
     fn run(
         local: &[LocalFile],
         remote: &[RemoteObject],
-        etags: &[(&str, &str)],
+        pairs: &[(&str, &str)],
         delete: bool,
     ) -> Plan {
-        let etags = etags
-            .iter()
-            .map(|(k, v)| {
-                let hashed = Hashed {
-                    etag: v.to_string(),
-                    part_size: None,
-                };
-                (k.to_string(), hashed)
-            })
-            .collect();
+        let etags = etags(pairs);
+        let settings = ObjectSettings::default();
+        let globs = entry_documents();
         plan(&PlanInput {
-            local,
-            remote,
-            local_etags: &etags,
-            settings: &ObjectSettings::default(),
             delete,
-            size_only: false,
-            entry_documents: Some(&entry_documents()),
-            rules: &Rules::default(),
-            trusted: &HashMap::new(),
-            remote_headers: &HashMap::new(),
+            entry_documents: Some(&globs),
+            ..input(local, remote, &etags, &settings)
         })
     }
 
@@ -546,13 +471,8 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn classifies_etags() {
-        assert_eq!(classify(A), Etag::Md5(A));
-        assert_eq!(classify(&format!("{A}-3")), Etag::Multipart { parts: 3 });
-        assert_eq!(classify(&format!("{A}-0")), Etag::Opaque);
-        assert_eq!(classify("abc"), Etag::Opaque);
-        assert_eq!(classify(&format!("{A}-x")), Etag::Opaque);
+    fn skip(key: &str, reason: Reason) -> (Key, Reason) {
+        (Key::new(key), reason)
     }
 
     #[test]
@@ -618,24 +538,27 @@ mod tests {
                     }
                 ),
                 ("d", &Reason::New),
-                ("e", &Reason::NotComparable("opaque".into())),
+                ("e", &Reason::NotComparable(ETag::new("opaque"))),
             ]
         );
-        assert_eq!(p.skips, [("a".to_string(), Reason::Unchanged)]);
+        assert_eq!(p.skips, [skip("a", Reason::Unchanged)]);
         assert_eq!(
             p.deletes,
             [PlannedDelete {
-                key: "gone".into(),
+                key: Key::new("gone"),
                 size: 5
             }]
         );
         assert!(p.kept.is_empty());
         assert_eq!(p.upload_bytes(), 6);
-        assert_eq!(p.changed_keys(), ["b", "c", "e", "gone"]);
+        assert_eq!(
+            p.changed_keys(),
+            ["b", "c", "e", "gone"].map(Key::new).to_vec()
+        );
     }
 
     #[test]
-    fn entry_documents_come_last() {
+    fn entry_documents_come_last_in_the_steps() {
         let local = [
             file("index.html", 1),
             file("app.js", 1),
@@ -646,22 +569,55 @@ mod tests {
             file("data.xml", 1),
         ];
         let p = run(&local, &[], &[], false);
-        let order: Vec<_> = p
-            .uploads
+        let steps: Vec<(Wave, Write, Vec<&str>)> = p
+            .steps()
             .iter()
-            .map(|u| (u.upload.key.as_str(), u.wave))
+            .map(|s| {
+                let keys = s.items.iter().map(|u| u.upload.key.as_str()).collect();
+                (s.items[0].wave, s.write, keys)
+            })
             .collect();
         use Wave::*;
         assert_eq!(
+            steps,
+            [
+                (Assets, Write::Put, vec!["app.js", "img/x.png", "data.xml"]),
+                (
+                    EntryDocuments,
+                    Write::Put,
+                    vec!["index.html", "docs/a.HTM", "robots.txt", "sitemap-1.xml"]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn header_fixes_follow_the_uploads_of_their_wave() {
+        let local = [file("a.css", 1), file("index.html", 1), file("b.css", 2)];
+        let remote = [obj("a.css", 1, A), obj("index.html", 1, A)];
+        let etags = etags(&[("a.css", A), ("index.html", A)]);
+        let heads = HashMap::from([
+            (Key::new("a.css"), HeadersDigest::of_text("stale")),
+            (Key::new("index.html"), HeadersDigest::of_text("stale")),
+        ]);
+        let settings = ObjectSettings::default();
+        let globs = entry_documents();
+        let p = plan(&PlanInput {
+            entry_documents: Some(&globs),
+            remote_headers: &heads,
+            ..input(&local, &remote, &etags, &settings)
+        });
+        let order: Vec<(Wave, Write)> = p
+            .steps()
+            .iter()
+            .map(|s| (s.items[0].wave, s.write))
+            .collect();
+        assert_eq!(
             order,
             [
-                ("app.js", Assets),
-                ("img/x.png", Assets),
-                ("data.xml", Assets),
-                ("index.html", EntryDocuments),
-                ("docs/a.HTM", EntryDocuments),
-                ("robots.txt", EntryDocuments),
-                ("sitemap-1.xml", EntryDocuments),
+                (Wave::Assets, Write::Put),
+                (Wave::Assets, Write::Copy),
+                (Wave::EntryDocuments, Write::Copy)
             ]
         );
     }
@@ -672,19 +628,12 @@ mod tests {
         let remote = [obj("a", 1, A), obj("b", 1, A)];
         assert!(hashes_needed(&local, &remote, true, &HashMap::new()).is_empty());
         let etags = HashMap::new();
+        let settings = ObjectSettings::default();
         let p = plan(&PlanInput {
-            local: &local,
-            remote: &remote,
-            local_etags: &etags,
-            settings: &ObjectSettings::default(),
-            delete: false,
             size_only: true,
-            entry_documents: None,
-            rules: &Rules::default(),
-            trusted: &HashMap::new(),
-            remote_headers: &HashMap::new(),
+            ..input(&local, &remote, &etags, &settings)
         });
-        assert_eq!(p.skips, [("a".to_string(), Reason::SameSize)]);
+        assert_eq!(p.skips, [skip("a", Reason::SameSize)]);
         assert_eq!(
             reasons(&p),
             [(
@@ -699,28 +648,33 @@ mod tests {
 
     #[test]
     fn excluded_keys_are_neither_compared_nor_deleted() {
-        use crate::filter::{Kind, Rule};
+        use filter::{Kind, Rule};
         let filters = Filters(vec![Rule {
             kind: Kind::Exclude,
             pattern: "uploads/*".into(),
         }]);
-        let local = vec![file("site/index.html", 1), file("site/uploads/a.png", 1)];
-        let mut local = local;
+        let mut local = vec![file("site/index.html", 1), file("site/uploads/a.png", 1)];
         for f in &mut local {
             f.relative = f.key.trim_start_matches("site/").to_string();
         }
         let remote = vec![
             obj("site/uploads/user.png", 1, A),
             obj("site/old.html", 1, A),
+            obj("elsewhere/x", 1, A),
         ];
-        let (local, remote, excluded) =
-            apply_filters(local, remote, "site", &filters, &Rules::default());
-        assert_eq!(excluded, 2);
+        let (local, remote, excluded) = scope(
+            local,
+            remote,
+            &Prefix::new("site"),
+            &filters,
+            &Rules::default(),
+        );
+        assert_eq!(excluded, 3);
         let p = run(&local, &remote, &[], true);
         assert_eq!(
             p.deletes,
             [PlannedDelete {
-                key: "site/old.html".into(),
+                key: Key::new("site/old.html"),
                 size: 1
             }]
         );
@@ -728,49 +682,8 @@ mod tests {
     }
 
     #[test]
-    fn delete_guard() {
-        let deletes = |n: usize| Plan {
-            deletes: (0..n)
-                .map(|i| PlannedDelete {
-                    key: format!("p/{i}"),
-                    size: 1,
-                })
-                .collect(),
-            ..Plan::default()
-        };
-        let half = MaxDelete::Fraction(0.5);
-        assert_eq!(check_deletes(&deletes(5), 10, 5, "p", half, false), Ok(()));
-        assert_eq!(
-            check_deletes(&deletes(6), 10, 4, "p", half, false),
-            Err(DeleteRefused::TooMany {
-                deletes: 6,
-                remote: 10,
-                limit: 5
-            })
-        );
-        assert_eq!(
-            check_deletes(&deletes(6), 10, 4, "p", MaxDelete::Count(6), false),
-            Ok(())
-        );
-        assert_eq!(
-            check_deletes(&deletes(3), 3, 0, "p", MaxDelete::Fraction(1.0), false),
-            Err(DeleteRefused::EmptyFolder { remote: 3 })
-        );
-        assert_eq!(check_deletes(&deletes(3), 3, 0, "p", half, true), Ok(()));
-        assert_eq!(check_deletes(&deletes(0), 3, 0, "p", half, false), Ok(()));
-        assert_eq!(
-            check_deletes(&deletes(1), 10, 9, "p/sub", half, true),
-            Err(DeleteRefused::OutsidePrefix("p/0".into()))
-        );
-        let refused = check_deletes(&deletes(6), 10, 4, "p", half, false)
-            .unwrap_err()
-            .to_string();
-        assert!(refused.contains("raise MAX_DELETE"), "{refused}");
-    }
-
-    #[test]
     fn trusted_manifest_entries_decide_content_and_headers() {
-        use crate::manifest::{Entry, Headers, headers_digest};
+        use crate::model::Headers;
         let kms_etag = "ffffffffffffffffffffffffffffffff"; // not the content's MD5
         let local = [
             file("same.css", 1),
@@ -784,48 +697,34 @@ mod tests {
             obj("edited.css", 1, kms_etag),
             obj("untrusted.css", 1, A),
         ];
-        let wanted = headers_digest(&Headers::of(
-            "text/css; charset=utf-8",
-            &ObjectSettings::default(),
-        ));
-        let entry = |headers: &str| Entry {
-            etag: kms_etag.into(),
-            md5: A.into(),
+        let wanted = Headers::of("text/css; charset=utf-8", &ObjectSettings::default()).digest();
+        let entry = |headers: HeadersDigest| Entry {
+            etag: ETag::new(kms_etag),
+            md5: ETag::new(A),
             part_size: None,
-            headers: headers.into(),
+            headers,
         };
         let trusted = HashMap::from([
-            ("same.css".to_string(), entry(&wanted)),
-            ("fix.css".to_string(), entry("old")),
-            ("edited.css".to_string(), entry(&wanted)),
+            (Key::new("same.css"), entry(wanted.clone())),
+            (Key::new("fix.css"), entry(HeadersDigest::of_text("old"))),
+            (Key::new("edited.css"), entry(wanted)),
         ]);
-        let hashed = |etag: &str| Hashed {
-            etag: etag.into(),
-            part_size: None,
-        };
-        let etags = HashMap::from([
-            ("same.css".to_string(), hashed(A)),
-            ("fix.css".to_string(), hashed(A)),
-            ("edited.css".to_string(), hashed(B)),
-            ("untrusted.css".to_string(), hashed(A)),
+        let etags = etags(&[
+            ("same.css", A),
+            ("fix.css", A),
+            ("edited.css", B),
+            ("untrusted.css", A),
         ]);
+        let settings = ObjectSettings::default();
         let mut input = PlanInput {
-            local: &local,
-            remote: &remote,
-            local_etags: &etags,
-            settings: &ObjectSettings::default(),
-            delete: false,
-            size_only: false,
-            entry_documents: None,
-            rules: &Rules::default(),
             trusted: &trusted,
-            remote_headers: &HashMap::new(),
+            ..input(&local, &remote, &etags, &settings)
         };
-        assert_eq!(heads_needed(&input), ["untrusted.css"]);
-        let heads = HashMap::from([("untrusted.css".to_string(), "other".to_string())]);
+        assert_eq!(heads_needed(&input), [Key::new("untrusted.css")]);
+        let heads = HashMap::from([(Key::new("untrusted.css"), HeadersDigest::of_text("other"))]);
         input.remote_headers = &heads;
         let p = plan(&input);
-        assert_eq!(p.skips, [("same.css".to_string(), Reason::Unchanged)]);
+        assert_eq!(p.skips, [skip("same.css", Reason::Unchanged)]);
         let copies: Vec<_> = p
             .copies
             .iter()
@@ -839,42 +738,33 @@ mod tests {
             ]
         );
         assert_eq!(reasons(&p), [("edited.css", &Reason::ContentChanged)]);
-        assert_eq!(p.changed_keys(), ["edited.css", "fix.css", "untrusted.css"]);
+        assert_eq!(
+            p.changed_keys(),
+            ["edited.css", "fix.css", "untrusted.css"]
+                .map(Key::new)
+                .to_vec()
+        );
     }
 
     #[test]
     fn headers_of_objects_over_five_gigabytes_change_by_upload() {
-        use crate::manifest::Entry;
         let huge = COPY_LIMIT + 1;
         let local = [file("big.bin", huge)];
         let remote = [obj("big.bin", huge, A)];
         let trusted = HashMap::from([(
-            "big.bin".to_string(),
+            Key::new("big.bin"),
             Entry {
-                etag: A.into(),
-                md5: A.into(),
+                etag: ETag::new(A),
+                md5: ETag::new(A),
                 part_size: None,
-                headers: "old".into(),
+                headers: HeadersDigest::of_text("old"),
             },
         )]);
-        let etags = HashMap::from([(
-            "big.bin".to_string(),
-            Hashed {
-                etag: A.into(),
-                part_size: None,
-            },
-        )]);
+        let etags = etags(&[("big.bin", A)]);
+        let settings = ObjectSettings::default();
         let p = plan(&PlanInput {
-            local: &local,
-            remote: &remote,
-            local_etags: &etags,
-            settings: &ObjectSettings::default(),
-            delete: false,
-            size_only: false,
-            entry_documents: None,
-            rules: &Rules::default(),
             trusted: &trusted,
-            remote_headers: &HashMap::new(),
+            ..input(&local, &remote, &etags, &settings)
         });
         assert!(p.copies.is_empty());
         assert_eq!(reasons(&p), [("big.bin", &Reason::HeadersChanged)]);
@@ -884,7 +774,7 @@ mod tests {
     fn without_delete_flag_extra_objects_are_kept() {
         let p = run(&[], &[obj("gone", 5, B)], &[], false);
         assert!(p.deletes.is_empty());
-        assert_eq!(p.kept, ["gone"]);
+        assert_eq!(p.kept, [Key::new("gone")]);
     }
 
     #[test]
@@ -909,18 +799,9 @@ mod tests {
             cache_control: Some("max-age=60".into()),
             ..Default::default()
         };
-        let p = plan(&PlanInput {
-            local: &[file("index.html", 1)],
-            remote: &[],
-            local_etags: &HashMap::new(),
-            settings: &settings,
-            delete: false,
-            size_only: false,
-            entry_documents: Some(&entry_documents()),
-            rules: &Rules::default(),
-            trusted: &HashMap::new(),
-            remote_headers: &HashMap::new(),
-        });
+        let etags = HashMap::new();
+        let local = [file("index.html", 1)];
+        let p = plan(&input(&local, &[], &etags, &settings));
         let u = &p.uploads[0].upload;
         assert_eq!(u.content_type, "text/html; charset=utf-8");
         assert_eq!(u.settings.cache_control.as_deref(), Some("max-age=60"));

@@ -1,14 +1,14 @@
-//! Between listing and planning: hash the local files whose remote object has
-//! the same size, the way that object's ETag was computed. This is the only
-//! stage that reads file contents before the upload.
+//! The evidence the planner asked for: local hashes computed the way each
+//! remote ETag was (the only reads of file contents before the upload), and
+//! header digests read with HeadObject.
 
 use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt};
 
-use crate::local::{LocalFile, etag};
-use crate::plan::{HashNeed, Hashed};
-use crate::remote::{ObjectStore, StoreError};
+use crate::edge::store::{ObjectStore, StoreError};
+use crate::etag::{self, HashNeed, Hashed};
+use crate::model::{HeadersDigest, Key, LocalFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -27,7 +27,7 @@ pub enum CompareError {
 pub async fn local_etags<S: ObjectStore>(
     store: &S,
     needs: Vec<(&LocalFile, HashNeed)>,
-) -> Result<HashMap<String, Hashed>, CompareError> {
+) -> Result<HashMap<Key, Hashed>, CompareError> {
     // Hashing is CPU- and disk-bound: one blocking task per core. HeadObject
     // calls for foreign part sizes overlap with it.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -42,7 +42,7 @@ pub async fn local_etags<S: ObjectStore>(
                 },
             };
             let path = file.path.clone();
-            let hashed = tokio::task::spawn_blocking(move || etag(&path, parts))
+            let hashed = tokio::task::spawn_blocking(move || etag::of_file(&path, parts))
                 .await
                 .expect("hashing does not panic");
             let etag = hashed.map_err(|source| CompareError::Read {
@@ -66,26 +66,16 @@ pub async fn local_etags<S: ObjectStore>(
 /// The header digests of `keys`, read with one HeadObject each.
 pub async fn remote_headers<S: ObjectStore>(
     store: &S,
-    keys: Vec<String>,
+    keys: Vec<Key>,
     concurrency: usize,
-) -> Result<HashMap<String, String>, StoreError> {
+) -> Result<HashMap<Key, HeadersDigest>, StoreError> {
     futures::stream::iter(keys)
         .map(|key| async move {
             let headers = store.headers(&key).await?;
-            Ok(headers.map(|h| (key, crate::manifest::headers_digest(&h))))
+            Ok(headers.map(|h| (key, h.digest())))
         })
         .buffer_unordered(concurrency)
         .try_filter_map(|found| async move { Ok(found) })
         .try_collect()
         .await
-}
-
-/// How an uploaded file is hashed for the manifest: as S3 computed its ETag
-/// from this pipe's upload.
-pub fn as_uploaded(file: &LocalFile) -> HashNeed {
-    if file.size >= crate::remote::MULTIPART_THRESHOLD {
-        HashNeed::Parts(crate::remote::part_size(file.size))
-    } else {
-        HashNeed::Md5
-    }
 }

@@ -1,6 +1,14 @@
-//! Which viewer paths to invalidate: pure functions, like the planner.
+//! Which viewer paths to invalidate, and under which CallerReference:
+//! pure functions, like the planner. The rules: CloudFront's "Specifying
+//! the objects to invalidate" (paths start with `/`, `*` only at the end,
+//! non-ASCII and unsafe characters percent-encoded).
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use md5::{Digest, Md5};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use crate::model::{Key, Prefix};
 
 /// One origin of a distribution: its domain and its origin path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,19 +66,29 @@ pub fn viewer_paths<'a>(keys: impl IntoIterator<Item = &'a str>, served: &str) -
     paths.into_iter().collect()
 }
 
-/// Percent-encodes what CloudFront wants encoded in an invalidation path:
-/// non-ASCII bytes and RFC 1738's unsafe characters, nothing else.
+/// RFC 1738's unsafe characters; with [`CONTROLS`], what CloudFront wants
+/// encoded in an invalidation path. Non-ASCII bytes are always encoded.
+const UNSAFE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'<')
+    .add(b'>')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'~')
+    .add(b'[')
+    .add(b']')
+    .add(b'`');
+
+/// Percent-encodes an invalidation path: non-ASCII bytes, controls and
+/// RFC 1738's unsafe characters, nothing else.
 pub fn encode(path: &str) -> String {
-    const UNSAFE: &[u8] = b" <>\"#%{}|\\^~[]`";
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii() && !b.is_ascii_control() && !UNSAFE.contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(path, UNSAFE).to_string()
 }
 
 /// The folder an entry belongs to when collapsing: `/a/b/` for `/a/b/c` and
@@ -119,6 +137,67 @@ pub fn collapse(paths: Vec<String>, budget: usize) -> Vec<String> {
         entries.insert(format!("{folder}*"));
     }
     entries.into_iter().collect()
+}
+
+/// What a deploy changed, for the paths of its invalidation.
+#[derive(Debug, Clone, Copy)]
+pub struct Changed<'a> {
+    pub bucket: &'a str,
+    pub prefix: &'a Prefix,
+    pub keys: &'a [Key],
+}
+
+/// The paths to invalidate on one distribution: `explicit` (PATHS) when
+/// given; in deploy mode the changed keys mapped through the origin path
+/// and fitted to `max_paths`; `/*` when only invalidating. Also returns
+/// warnings about a distribution that does not serve what was deployed.
+pub fn paths_for(
+    explicit: Option<&[String]>,
+    changed: Option<Changed>,
+    domain_name: &str,
+    origins: &[Origin],
+    max_paths: usize,
+) -> (Vec<String>, Vec<String>) {
+    if let Some(paths) = explicit {
+        return (paths.to_vec(), Vec::new());
+    }
+    let Some(changed) = changed else {
+        return (vec!["/*".to_string()], Vec::new());
+    };
+    let mut warnings = Vec::new();
+    let bucket = changed.bucket;
+    let served = served_prefix(bucket, origins).unwrap_or_else(|| {
+        warnings.push(format!(
+            "no origin of {domain_name} points at bucket {bucket}: invalidating keys as paths from the bucket's root"
+        ));
+        String::new()
+    });
+    let prefix = changed.prefix.as_str();
+    if !prefix.is_empty()
+        && !served.is_empty()
+        && !prefix.starts_with(&served)
+        && !served.starts_with(prefix)
+    {
+        warnings.push(format!(
+            "{domain_name} serves {bucket}/{served}, not {bucket}/{prefix}"
+        ));
+    }
+    let paths = collapse(
+        viewer_paths(changed.keys.iter().map(|k| k.as_str()), &served),
+        max_paths,
+    );
+    (paths, warnings)
+}
+
+/// Traceable (the build that made it) and idempotent (the same paths give
+/// the same reference, so a retried request cannot invalidate twice).
+pub fn caller_reference(base: &str, paths: &[String]) -> String {
+    let mut hash = Md5::new();
+    for p in paths {
+        hash.update(p.as_bytes());
+        hash.update(b"\n");
+    }
+    format!("{base}-{}", hex::encode(&hash.finalize()[..8]))
 }
 
 #[cfg(test)]
@@ -198,6 +277,14 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn caller_reference_is_stable_for_the_same_paths() {
+        let a = caller_reference("b-1", &s(&["/a", "/b"]));
+        assert_eq!(a, caller_reference("b-1", &s(&["/a", "/b"])));
+        assert_ne!(a, caller_reference("b-1", &s(&["/a"])));
+        assert_eq!(a.len(), "b-1-".len() + 16);
     }
 
     #[test]

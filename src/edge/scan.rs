@@ -1,22 +1,11 @@
-//! Stage 3a: the local folder, as the list of objects it should become.
+//! The local folder, as the list of objects it should become.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use unicode_normalization::UnicodeNormalization;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalFile {
-    /// The full object key: prefix, `/`, the NFC-normalised relative path.
-    pub key: String,
-    /// The path relative to LOCAL_PATH with `/` separators, as filters see it.
-    pub relative: String,
-    /// The bytes to upload: the file itself, or a compressed copy of it.
-    pub path: PathBuf,
-    pub size: u64,
-    /// The Content-Encoding of `path`'s bytes when they are compressed.
-    pub encoding: Option<&'static str>,
-}
+use crate::model::{Key, LocalFile, Prefix};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -38,24 +27,15 @@ pub enum ScanError {
     SameKey {
         first: PathBuf,
         second: PathBuf,
-        key: String,
+        key: Key,
     },
-}
-
-/// Joins a prefix and a relative path with exactly one `/`.
-pub fn join_key(prefix: &str, relative: &str) -> String {
-    if prefix.is_empty() {
-        relative.to_string()
-    } else {
-        format!("{prefix}/{relative}")
-    }
 }
 
 /// Every regular file under `root`, hidden files included, sorted by key.
 /// Symbolic links are followed, or with `follow_links` off skipped entirely
 /// (as `aws s3 sync --no-follow-symlinks` does).
-pub fn scan(root: &Path, prefix: &str, follow_links: bool) -> Result<Vec<LocalFile>, ScanError> {
-    let mut files: BTreeMap<String, LocalFile> = BTreeMap::new();
+pub fn scan(root: &Path, prefix: &Prefix, follow_links: bool) -> Result<Vec<LocalFile>, ScanError> {
+    let mut files: BTreeMap<Key, LocalFile> = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root)
         .follow_links(follow_links)
         .min_depth(1)
@@ -86,7 +66,7 @@ pub fn scan(root: &Path, prefix: &str, follow_links: bool) -> Result<Vec<LocalFi
             parts.push(part.nfc().collect::<String>());
         }
         let relative = parts.join("/");
-        let key = join_key(prefix, &relative);
+        let key = prefix.join(&relative);
         let size = entry
             .metadata()
             .map_err(|e| ScanError::Io {
@@ -114,52 +94,6 @@ pub fn scan(root: &Path, prefix: &str, follow_links: bool) -> Result<Vec<LocalFi
     Ok(files.into_values().collect())
 }
 
-/// The ETag S3 gives this file's content: the MD5 of the whole file, or with
-/// `part_size`, the MD5 of the parts' MD5s followed by `-<part count>`.
-/// Reads the file in bounded chunks, never whole.
-pub fn etag(path: &Path, part_size: Option<u64>) -> std::io::Result<String> {
-    use md5::{Digest, Md5};
-    use std::io::Read;
-
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let limit = part_size.unwrap_or(u64::MAX);
-    let mut parts = Md5::new();
-    let mut count = 0u64;
-    loop {
-        let mut part = Md5::new();
-        let mut in_part = 0u64;
-        while in_part < limit {
-            let want = buf
-                .len()
-                .min((limit - in_part).try_into().unwrap_or(usize::MAX));
-            let n = file.read(&mut buf[..want])?;
-            if n == 0 {
-                break;
-            }
-            part.update(&buf[..n]);
-            in_part += n as u64;
-        }
-        let digest = part.finalize();
-        if part_size.is_none() {
-            return Ok(hex(&digest));
-        }
-        if in_part == 0 && count > 0 {
-            break;
-        }
-        parts.update(digest);
-        count += 1;
-        if in_part < limit {
-            break;
-        }
-    }
-    Ok(format!("{}-{count}", hex(&parts.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +107,7 @@ mod tests {
         fs::write(root.join(".well-known/sub/a.txt"), "a").unwrap();
         fs::write(root.join("Cafe\u{301}.txt"), "bb").unwrap();
         fs::write(root.join("index.html"), "").unwrap();
-        let files = scan(root, "site", true).unwrap();
+        let files = scan(root, &Prefix::new("site"), true).unwrap();
         let keys: Vec<_> = files.iter().map(|f| (f.key.as_str(), f.size)).collect();
         assert_eq!(
             keys,
@@ -184,7 +118,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            scan(root, "", true).unwrap()[0].key,
+            scan(root, &Prefix::default(), true).unwrap()[0]
+                .key
+                .as_str(),
             ".well-known/sub/a.txt"
         );
     }
@@ -196,50 +132,23 @@ mod tests {
         fs::create_dir(root.join("real")).unwrap();
         fs::write(root.join("real/f"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("real"), root.join("linked")).unwrap();
-        let keys: Vec<_> = scan(root, "", true)
+        let keys: Vec<_> = scan(root, &Prefix::default(), true)
             .unwrap()
             .into_iter()
-            .map(|f| f.key)
+            .map(|f| f.key.to_string())
             .collect();
         assert_eq!(keys, ["linked/f", "real/f"]);
-        let unfollowed: Vec<_> = scan(root, "", false)
+        let unfollowed: Vec<_> = scan(root, &Prefix::default(), false)
             .unwrap()
             .into_iter()
-            .map(|f| f.key)
+            .map(|f| f.key.to_string())
             .collect();
         assert_eq!(unfollowed, ["real/f"]);
         std::os::unix::fs::symlink(root, root.join("real/back")).unwrap();
-        assert!(matches!(scan(root, "", true), Err(ScanError::Loop(_))));
-    }
-
-    #[test]
-    fn etags_single_and_multipart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        fs::write(&path, b"a").unwrap();
-        assert_eq!(
-            etag(&path, None).unwrap(),
-            "0cc175b9c0f1b6a831c399e269772661"
-        );
-        // Parts "ab", "cd", "e": md5(md5("ab") ++ md5("cd") ++ md5("e")).
-        fs::write(&path, b"abcde").unwrap();
-        let expected = {
-            use md5::{Digest, Md5};
-            let mut all = Vec::new();
-            for part in [&b"ab"[..], b"cd", b"e"] {
-                all.extend_from_slice(&Md5::digest(part));
-            }
-            format!("{}-3", hex(&Md5::digest(&all)))
-        };
-        assert_eq!(etag(&path, Some(2)).unwrap(), expected);
-        // An exact multiple does not produce an empty trailing part.
-        fs::write(&path, b"abcd").unwrap();
-        assert!(etag(&path, Some(2)).unwrap().ends_with("-2"));
-        fs::write(&path, b"").unwrap();
-        assert_eq!(
-            etag(&path, None).unwrap(),
-            "d41d8cd98f00b204e9800998ecf8427e"
-        );
+        assert!(matches!(
+            scan(root, &Prefix::default(), true),
+            Err(ScanError::Loop(_))
+        ));
     }
 
     #[test]
@@ -247,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("Caf\u{e9}"), "1").unwrap();
         fs::write(dir.path().join("Cafe\u{301}"), "2").unwrap();
-        let err = scan(dir.path(), "", true).unwrap_err();
+        let err = scan(dir.path(), &Prefix::default(), true).unwrap_err();
         assert!(err.to_string().contains("map to the same key"), "{err}");
     }
 }

@@ -3,8 +3,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::paths::Origin;
-use super::{Cdn, CdnError, Distribution};
+use super::cdn::{Cdn, CdnError, Distribution, Origin};
 
 pub struct MemoryCdn {
     id: String,

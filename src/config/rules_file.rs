@@ -1,35 +1,19 @@
-//! Per-file rules: headers, compression and ignores by pattern, from a YAML
-//! file and/or the `RULES` variable. The first rule whose pattern matches a
-//! file decides; the variables (CACHE_CONTROL, ...) fill what it leaves out.
+//! The rules file (`.s3-cloudfront-deploy.yml`, RULES_FILE) and `RULES`:
+//! a YAML list of rules, checked whole, with errors that name the source,
+//! the line and the reason.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::{ObjectSettings, parse_iso8601};
+use crate::model::ObjectSettings;
+use crate::plan::rules::{Compress, Rule, Rules};
+
+use super::dates::parse_expires;
 
 /// The rules file looked for in the working directory (the clone's root in
 /// Bitbucket) when RULES_FILE is not set.
 pub const DEFAULT_FILE: &str = ".s3-cloudfront-deploy.yml";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compress {
-    Gzip,
-    Br,
-    None,
-}
-
-impl Compress {
-    /// The Content-Encoding the compressed object is served with.
-    pub fn encoding(self) -> Option<&'static str> {
-        match self {
-            Compress::Gzip => Some("gzip"),
-            Compress::Br => Some("br"),
-            Compress::None => None,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,58 +27,23 @@ struct RawRule {
     ignore: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct Rule {
-    glob: globset::GlobMatcher,
-    /// Whether the pattern names a path (has a `/`) or only a file name.
-    by_path: bool,
-    pub headers: ObjectSettings,
-    pub compress: Option<Compress>,
-    pub ignore: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Rules(pub Vec<Rule>);
-
-impl Rules {
-    /// Parses a YAML list of rules; errors name the source, line and reason.
-    pub fn parse(yaml: &str, source: &str) -> Result<Rules, String> {
-        let raw: Vec<RawRule> = serde_norway::from_str(yaml).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(" line {}", l.line()))
-                .unwrap_or_default();
-            format!("{source}{at}: {e}")
-        })?;
-        raw.into_iter()
-            .enumerate()
-            .map(|(i, r)| rule(r).map_err(|e| format!("{source} rule {}: {e}", i + 1)))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Rules)
-    }
-
-    /// The first rule that matches a path relative to LOCAL_PATH. A pattern
-    /// without `/` matches the file name at any depth (`*.html`); one with
-    /// `/` matches the whole path, where `*` stays within a folder and `**`
-    /// crosses folders (`assets/**`).
-    pub fn first_match(&self, relative: &str) -> Option<&Rule> {
-        let name = relative.rsplit('/').next().unwrap_or(relative);
-        self.0
-            .iter()
-            .find(|r| r.glob.is_match(if r.by_path { relative } else { name }))
-    }
-
-    pub fn extend(&mut self, other: Rules) {
-        self.0.extend(other.0);
-    }
+/// Parses a YAML list of rules; `source` names it in errors.
+pub fn parse(yaml: &str, source: &str) -> Result<Rules, String> {
+    let raw: Vec<RawRule> = serde_norway::from_str(yaml).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" line {}", l.line()))
+            .unwrap_or_default();
+        format!("{source}{at}: {e}")
+    })?;
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, r)| rule(r).map_err(|e| format!("{source} rule {}: {e}", i + 1)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Rules)
 }
 
 fn rule(raw: RawRule) -> Result<Rule, String> {
-    let glob = globset::GlobBuilder::new(&raw.pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| format!("match {:?}: {e}", raw.pattern))?
-        .compile_matcher();
     let mut headers = ObjectSettings::default();
     for (name, value) in raw.headers {
         if value.chars().any(|c| c.is_control() || !c.is_ascii()) {
@@ -108,9 +57,9 @@ fn rule(raw: RawRule) -> Result<Rule, String> {
             "content-language" => &mut headers.content_language,
             "content-disposition" => &mut headers.content_disposition,
             "expires" => {
-                headers.expires = Some(parse_iso8601(&value).ok_or_else(|| {
-                    format!("header Expires: {value:?} is not an ISO-8601 date or time")
-                })?);
+                let at =
+                    parse_expires(&value).map_err(|e| format!("header Expires: {value:?} {e}"))?;
+                headers.expires = Some(at);
                 continue;
             }
             meta if meta.starts_with("x-amz-meta-") && meta.len() > "x-amz-meta-".len() => {
@@ -133,40 +82,14 @@ fn rule(raw: RawRule) -> Result<Rule, String> {
             "compress sets Content-Encoding itself: remove the Content-Encoding header".into(),
         );
     }
-    Ok(Rule {
-        by_path: raw.pattern.contains('/'),
-        glob,
-        headers,
-        compress: raw.compress,
-        ignore: raw.ignore,
-    })
-}
-
-/// The settings for one file: the rule's headers where it sets them, the
-/// variables' elsewhere.
-pub fn merge(base: &ObjectSettings, rule: Option<&Rule>) -> ObjectSettings {
-    let Some(rule) = rule else {
-        return base.clone();
-    };
-    let h = &rule.headers;
-    let pick = |a: &Option<String>, b: &Option<String>| a.clone().or_else(|| b.clone());
-    let mut metadata = base.metadata.clone();
-    metadata.extend(h.metadata.clone());
-    ObjectSettings {
-        cache_control: pick(&h.cache_control, &base.cache_control),
-        content_type: pick(&h.content_type, &base.content_type),
-        content_encoding: pick(&h.content_encoding, &base.content_encoding),
-        content_language: pick(&h.content_language, &base.content_language),
-        content_disposition: pick(&h.content_disposition, &base.content_disposition),
-        expires: h.expires.or(base.expires),
-        metadata,
-        ..base.clone()
-    }
+    Rule::new(&raw.pattern, headers, raw.compress, raw.ignore)
+        .map_err(|e| format!("match {:?}: {e}", raw.pattern))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::rules::merge;
 
     const SPA: &str = r#"
 - match: "index.html"
@@ -186,7 +109,7 @@ mod tests {
 
     #[test]
     fn first_match_wins_and_patterns_follow_the_documented_rules() {
-        let rules = Rules::parse(SPA, "RULES").unwrap();
+        let rules = parse(SPA, "RULES").unwrap();
         // Which rule (1-based) applies to a path.
         let rule = |p: &str| {
             let m = rules.first_match(p)?;
@@ -211,7 +134,7 @@ mod tests {
 
     #[test]
     fn rule_headers_override_variables_which_fill_the_rest() {
-        let rules = Rules::parse(SPA, "RULES").unwrap();
+        let rules = parse(SPA, "RULES").unwrap();
         let base = ObjectSettings {
             cache_control: Some("max-age=300".into()),
             content_language: Some("en".into()),
@@ -230,7 +153,7 @@ mod tests {
     /// The README's recipes are valid rules files.
     #[test]
     fn readme_recipes_parse() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let recipes: Vec<&str> = readme
             .split("```\n# .s3-cloudfront-deploy.yml\n")
             .skip(1)
@@ -238,7 +161,7 @@ mod tests {
             .collect();
         assert_eq!(recipes.len(), 2);
         for recipe in recipes {
-            let rules = Rules::parse(recipe, "README").unwrap();
+            let rules = parse(recipe, "README").unwrap();
             assert!(rules.0.len() >= 4);
         }
     }
@@ -246,31 +169,31 @@ mod tests {
     #[test]
     fn broken_rules_say_where_and_why() {
         let bad_yaml = "- match: a\n  headers: [\n";
-        let e = Rules::parse(bad_yaml, ".s3-cloudfront-deploy.yml").unwrap_err();
+        let e = parse(bad_yaml, ".s3-cloudfront-deploy.yml").unwrap_err();
         assert!(e.starts_with(".s3-cloudfront-deploy.yml line "), "{e}");
         let unknown = "- match: a\n  cache: 1\n";
-        let e = Rules::parse(unknown, "RULES").unwrap_err();
+        let e = parse(unknown, "RULES").unwrap_err();
         assert!(
             e.contains("line 2") && e.contains("unknown field `cache`"),
             "{e}"
         );
         let header = "- match: a\n  headers: {X-Frame-Options: DENY}\n";
         assert!(
-            Rules::parse(header, "RULES")
+            parse(header, "RULES")
                 .unwrap_err()
                 .contains("rule 1: header \"X-Frame-Options\"")
         );
         let expires = "- match: a\n  headers: {Expires: soon}\n";
         assert!(
-            Rules::parse(expires, "RULES")
+            parse(expires, "RULES")
                 .unwrap_err()
-                .contains("not an ISO-8601")
+                .contains("not a valid date")
         );
         let codec = "- match: a\n  compress: zstd\n";
-        assert!(Rules::parse(codec, "RULES").unwrap_err().contains("line 2"));
+        assert!(parse(codec, "RULES").unwrap_err().contains("line 2"));
         let twice = "- match: a\n  compress: gzip\n  headers: {Content-Encoding: br}\n";
         assert!(
-            Rules::parse(twice, "RULES")
+            parse(twice, "RULES")
                 .unwrap_err()
                 .contains("remove the Content-Encoding")
         );

@@ -1,14 +1,46 @@
 //! The one error a run can end with, and what to tell the user about it.
 
-use crate::auth::AuthError;
-use crate::cdn::InvalidateError;
-use crate::compare::CompareError;
-use crate::compress::CompressError;
 use crate::config::ValidationErrors;
-use crate::deploy::DeployError;
-use crate::local::ScanError;
-use crate::plan::DeleteRefused;
-use crate::remote::StoreError;
+use crate::edge::auth::AuthError;
+use crate::edge::scan::ScanError;
+use crate::edge::store::StoreError;
+use crate::plan::guard::DeleteRefused;
+
+use crate::edge::cdn::CdnError;
+use crate::edge::store::DeleteFailure;
+
+use super::compress::CompressError;
+use super::evidence::CompareError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{} of {attempted} uploads failed; {} deletes skipped so nothing is lost", failed.len(), skipped_deletes)]
+    Uploads {
+        failed: Vec<StoreError>,
+        attempted: usize,
+        skipped_deletes: usize,
+    },
+    #[error("{} of {attempted} deletes failed", failed.len())]
+    Deletes {
+        failed: Vec<DeleteFailure>,
+        attempted: usize,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidateError {
+    #[error(transparent)]
+    Cdn(#[from] CdnError),
+    #[error(
+        "invalidation {invalidation_id} on {distribution_id} is still in progress after {waited} s \
+         (WAIT_TIMEOUT): it carries on in CloudFront"
+    )]
+    Timeout {
+        distribution_id: String,
+        invalidation_id: String,
+        waited: u64,
+    },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipeError {
@@ -43,7 +75,6 @@ impl PipeError {
             PipeError::Store(e) | PipeError::Compare(CompareError::Store(e)) => {
                 hint(e).into_iter().collect()
             }
-            PipeError::Deploy(DeployError::Store(e)) => hint(e).into_iter().collect(),
             PipeError::Auth(e) => e.hint().into_iter().map(|h| format!("Hint: {h}")).collect(),
             PipeError::Deploy(DeployError::Uploads { failed, .. }) => {
                 let mut lines: Vec<String> = failed.iter().map(|e| format!("- {e}")).collect();

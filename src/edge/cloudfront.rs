@@ -4,8 +4,7 @@ use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 
-use super::paths::Origin;
-use super::{Cdn, CdnError, Distribution};
+use super::cdn::{Cdn, CdnError, Distribution, Origin};
 
 pub struct CloudFront {
     client: Client,
@@ -29,7 +28,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let (code, message) = crate::sdk_error::describe(&err);
+    let (code, message) = super::sdk_error::describe(&err);
     CdnError {
         operation,
         distribution_id: id.to_string(),

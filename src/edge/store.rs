@@ -1,47 +1,9 @@
-//! Stage 3b: the bucket, behind a small trait this crate owns. The SDK types
-//! stay in `remote::s3`; the planner and the executor see only these.
+//! The bucket, behind a small trait this crate owns. The SDK types stay in
+//! `edge::s3`; the rest of the crate sees only these.
 
 use std::future::Future;
-use std::path::PathBuf;
 
-use crate::config::ObjectSettings;
-use crate::manifest::Headers;
-
-#[cfg(test)]
-pub mod memory;
-pub mod s3;
-
-/// Files at or above this size are uploaded in parts. 8 MiB is also aws-cli's
-/// threshold and part size, so objects it uploaded compare without a HeadObject.
-pub const MULTIPART_THRESHOLD: u64 = 8 * 1024 * 1024;
-/// S3 allows at most this many parts per upload.
-pub const MAX_PARTS: u64 = 10_000;
-
-/// The part size this pipe uses for a file of `size` bytes: 8 MiB, grown in
-/// whole MiB only when 10,000 parts would not hold the file.
-pub fn part_size(size: u64) -> u64 {
-    const MIB: u64 = 1024 * 1024;
-    let min = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-    min.max(MULTIPART_THRESHOLD)
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteObject {
-    pub key: String,
-    pub size: u64,
-    /// The ETag without its quotes.
-    pub etag: String,
-}
-
-/// One object to write: its body streamed from `path`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    pub key: String,
-    pub path: PathBuf,
-    pub size: u64,
-    pub content_type: String,
-    pub settings: ObjectSettings,
-}
+use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
 
 /// A failed call to the store, with what the user needs to act on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,37 +55,42 @@ impl StoreError {
 /// A failed key of a batch delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteFailure {
-    pub key: String,
+    pub key: Key,
     pub code: String,
     pub message: String,
 }
 
-/// What the deploy needs from a bucket. Implemented by the real S3 client and,
-/// in tests, by an in-memory store and a fault-injecting wrapper.
+/// DeleteObjects takes at most this many keys (S3's DeleteObjects reference).
+pub const DELETE_BATCH: usize = 1000;
+
+/// What the deploy needs from a bucket. Implemented by the real S3 client
+/// ([`super::s3::S3Store`]) and, in tests, by an in-memory store and a
+/// failure-injecting wrapper around any store.
 pub trait ObjectStore: Sync {
-    /// Every object whose key starts with `prefix/` (every object when `prefix` is empty).
+    /// Every object under `prefix` (every object of the bucket at the root).
     fn list(
         &self,
-        prefix: &str,
+        prefix: &Prefix,
     ) -> impl Future<Output = Result<Vec<RemoteObject>, StoreError>> + Send;
 
-    /// The size of part 1 of a multipart object, to recompute its ETag locally.
+    /// The size of part 1 of a multipart object, to recompute its ETag
+    /// locally; `None` for an object uploaded in one part.
     fn first_part_size(
         &self,
-        key: &str,
+        key: &Key,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
-    /// Writes one object, in parts of [`part_size`] when it reaches
-    /// [`MULTIPART_THRESHOLD`]; returns the ETag S3 gave it, unquoted.
-    fn put(&self, upload: &Upload) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// Writes one object, in parts when [`crate::etag::in_parts`] says so,
+    /// of [`crate::etag::part_size`]; returns the ETag S3 gave it.
+    fn put(&self, upload: &Upload) -> impl Future<Output = Result<ETag, StoreError>> + Send;
 
     /// An object's bytes (for the small deploy manifest); `None` if absent.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// The headers an object is served with; `None` if absent.
     fn headers(
         &self,
-        key: &str,
+        key: &Key,
     ) -> impl Future<Output = Result<Option<Headers>, StoreError>> + Send;
 
     /// Replaces an object's headers without re-uploading it (CopyObject onto
@@ -131,28 +98,18 @@ pub trait ObjectStore: Sync {
     fn copy_in_place(
         &self,
         upload: &Upload,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ETag, StoreError>> + Send;
 
-    /// Deletes up to 1,000 keys; returns the keys the store refused.
+    /// Deletes up to [`DELETE_BATCH`] keys; returns the keys the store refused.
     fn delete(
         &self,
-        keys: &[String],
+        keys: &[Key],
     ) -> impl Future<Output = Result<Vec<DeleteFailure>, StoreError>> + Send;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn part_size_grows_only_past_ten_thousand_parts() {
-        const MIB: u64 = 1024 * 1024;
-        assert_eq!(part_size(0), 8 * MIB);
-        assert_eq!(part_size(80_000 * MIB), 8 * MIB);
-        assert_eq!(part_size(80_000 * MIB + 1), 9 * MIB);
-        let five_tib = 5 * 1024 * 1024 * MIB;
-        assert!(five_tib.div_ceil(part_size(five_tib)) <= MAX_PARTS);
-    }
 
     #[test]
     fn hints_name_the_fix() {

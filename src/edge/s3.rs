@@ -8,12 +8,12 @@ use aws_sdk_s3::types::{
     ObjectCannedAcl, ObjectIdentifier, ServerSideEncryption, StorageClass,
 };
 use futures::{StreamExt, TryStreamExt};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::manifest::Headers;
+use crate::etag::{in_parts, part_size};
+use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
 
-use super::{
-    DeleteFailure, MULTIPART_THRESHOLD, ObjectStore, RemoteObject, StoreError, Upload, part_size,
-};
+use super::store::{DeleteFailure, ObjectStore, StoreError};
 
 /// Parts of one file in flight at once; files are also uploaded concurrently.
 const PART_CONCURRENCY: usize = 4;
@@ -28,14 +28,14 @@ macro_rules! with_settings {
             .set_cache_control(s.cache_control.clone())
             .set_content_encoding(s.content_encoding.clone())
             .set_expires(s.expires.map(DateTime::from_secs))
-            .set_acl(s.acl.as_deref().map(ObjectCannedAcl::from))
-            .set_storage_class(s.storage_class.as_deref().map(StorageClass::from))
+            .set_acl(s.acl.map(|a| ObjectCannedAcl::from(a.as_str())))
+            .set_storage_class(s.storage_class.map(|c| StorageClass::from(c.as_str())))
             .set_content_language(s.content_language.clone())
             .set_content_disposition(s.content_disposition.clone())
             .set_metadata(
                 (!s.metadata.is_empty()).then(|| s.metadata.clone().into_iter().collect()),
             )
-            .set_server_side_encryption(s.sse.as_deref().map(ServerSideEncryption::from))
+            .set_server_side_encryption(s.sse.map(|e| ServerSideEncryption::from(e.as_str())))
             .set_ssekms_key_id(s.sse_kms_key_id.clone())
     }};
 }
@@ -60,7 +60,7 @@ impl S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    async fn put_single(&self, upload: &Upload) -> Result<String, StoreError> {
+    async fn put_single(&self, upload: &Upload) -> Result<ETag, StoreError> {
         let fail = |e| store_error("PutObject", self.url(&upload.key), e);
         let body = ByteStream::from_path(&upload.path)
             .await
@@ -69,18 +69,18 @@ impl S3Store {
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(&upload.key)
+            .key(upload.key.as_str())
             .body(body);
         let out = with_settings!(request, upload).send().await.map_err(fail)?;
-        Ok(unquote(out.e_tag()))
+        Ok(ETag::new(out.e_tag().unwrap_or_default()))
     }
 
-    async fn put_multipart(&self, upload: &Upload) -> Result<String, StoreError> {
+    async fn put_multipart(&self, upload: &Upload) -> Result<ETag, StoreError> {
         let request = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(&upload.key)
+            .key(upload.key.as_str())
             .checksum_algorithm(ChecksumAlgorithm::Crc32);
         let created = with_settings!(request, upload)
             .send()
@@ -95,7 +95,7 @@ impl S3Store {
                 .client
                 .abort_multipart_upload()
                 .bucket(&self.bucket)
-                .key(&upload.key)
+                .key(upload.key.as_str())
                 .upload_id(&upload_id)
                 .send()
                 .await
@@ -110,7 +110,7 @@ impl S3Store {
         result
     }
 
-    async fn upload_parts(&self, upload: &Upload, upload_id: &str) -> Result<String, StoreError> {
+    async fn upload_parts(&self, upload: &Upload, upload_id: &str) -> Result<ETag, StoreError> {
         let size = part_size(upload.size);
         let count = upload.size.div_ceil(size).max(1);
         let mut parts: Vec<CompletedPart> = futures::stream::iter(0..count)
@@ -128,7 +128,7 @@ impl S3Store {
                     .client
                     .upload_part()
                     .bucket(&self.bucket)
-                    .key(&upload.key)
+                    .key(upload.key.as_str())
                     .upload_id(upload_id)
                     .part_number(number)
                     .checksum_algorithm(ChecksumAlgorithm::Crc32)
@@ -158,7 +158,7 @@ impl S3Store {
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
-            .key(&upload.key)
+            .key(upload.key.as_str())
             .upload_id(upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
@@ -168,18 +168,13 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| store_error("CompleteMultipartUpload", self.url(&upload.key), e))?;
-        Ok(unquote(out.e_tag()))
+        Ok(ETag::new(out.e_tag().unwrap_or_default()))
     }
 }
 
 impl ObjectStore for S3Store {
-    async fn list(&self, prefix: &str) -> Result<Vec<RemoteObject>, StoreError> {
-        // The trailing `/` keeps a prefix `site` from matching `site2/...`.
-        let list_prefix = if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        };
+    async fn list(&self, prefix: &Prefix) -> Result<Vec<RemoteObject>, StoreError> {
+        let list_prefix = prefix.list_prefix();
         let mut pages = self
             .client
             .list_objects_v2()
@@ -192,21 +187,21 @@ impl ObjectStore for S3Store {
             let page = page.map_err(|e| store_error("ListObjectsV2", self.url(&list_prefix), e))?;
             for o in page.contents() {
                 objects.push(RemoteObject {
-                    key: o.key().unwrap_or_default().to_string(),
+                    key: Key::new(o.key().unwrap_or_default()),
                     size: o.size().unwrap_or_default().max(0) as u64,
-                    etag: unquote(o.e_tag()),
+                    etag: ETag::new(o.e_tag().unwrap_or_default()),
                 });
             }
         }
         Ok(objects)
     }
 
-    async fn first_part_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>, StoreError> {
         let out = self
             .client
             .head_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .part_number(1)
             .send()
             .await
@@ -218,20 +213,20 @@ impl ObjectStore for S3Store {
             .map(|n| n.max(0) as u64))
     }
 
-    async fn put(&self, upload: &Upload) -> Result<String, StoreError> {
-        if upload.size >= MULTIPART_THRESHOLD {
+    async fn put(&self, upload: &Upload) -> Result<ETag, StoreError> {
+        if in_parts(upload.size) {
             self.put_multipart(upload).await
         } else {
             self.put_single(upload).await
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         let result = self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .send()
             .await;
         let out = match result {
@@ -248,12 +243,12 @@ impl ObjectStore for S3Store {
         Ok(Some(body.into_bytes().to_vec()))
     }
 
-    async fn headers(&self, key: &str) -> Result<Option<Headers>, StoreError> {
+    async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
         let result = self
             .client
             .head_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .send()
             .await;
         let out = match result {
@@ -279,28 +274,32 @@ impl ObjectStore for S3Store {
         }))
     }
 
-    async fn copy_in_place(&self, upload: &Upload) -> Result<String, StoreError> {
+    async fn copy_in_place(&self, upload: &Upload) -> Result<ETag, StoreError> {
         // The copy source is `bucket/key`, URL-encoded except for the `/`s.
         let source = format!("{}/{}", self.bucket, encode_key(&upload.key));
         let request = self
             .client
             .copy_object()
             .bucket(&self.bucket)
-            .key(&upload.key)
+            .key(upload.key.as_str())
             .copy_source(source)
             .metadata_directive(MetadataDirective::Replace);
         let out = with_settings!(request, upload)
             .send()
             .await
             .map_err(|e| store_error("CopyObject", self.url(&upload.key), e))?;
-        Ok(unquote(out.copy_object_result().and_then(|r| r.e_tag())))
+        Ok(ETag::new(
+            out.copy_object_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default(),
+        ))
     }
 
-    async fn delete(&self, keys: &[String]) -> Result<Vec<DeleteFailure>, StoreError> {
+    async fn delete(&self, keys: &[Key]) -> Result<Vec<DeleteFailure>, StoreError> {
         let fail = |e| store_error("DeleteObjects", self.url(&keys[0]), e);
         let objects = keys
             .iter()
-            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .map(|k| ObjectIdentifier::builder().key(k.as_str()).build())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| fail(SdkError::construction_failure(e)))?;
         let delete = Delete::builder()
@@ -320,7 +319,7 @@ impl ObjectStore for S3Store {
             .errors()
             .iter()
             .map(|e| DeleteFailure {
-                key: e.key().unwrap_or_default().to_string(),
+                key: Key::new(e.key().unwrap_or_default()),
                 code: e.code().unwrap_or_default().to_string(),
                 message: e.message().unwrap_or_default().to_string(),
             })
@@ -328,21 +327,18 @@ impl ObjectStore for S3Store {
     }
 }
 
-/// Percent-encodes a key for CopySource: everything but unreserved
-/// characters and `/`.
-fn encode_key(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// What CopySource leaves unencoded: RFC 3986's unreserved characters and
+/// the `/`s between the bucket and the key's folders (S3's CopyObject
+/// reference: "The value must be URL-encoded").
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
-fn unquote(etag: Option<&str>) -> String {
-    etag.unwrap_or_default().trim_matches('"').to_string()
+fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, COPY_SOURCE).to_string()
 }
 
 fn local_read_error(upload: &Upload, e: impl std::fmt::Display) -> StoreError {
@@ -359,7 +355,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let (code, message) = crate::sdk_error::describe(&err);
+    let (code, message) = super::sdk_error::describe(&err);
     StoreError {
         operation,
         target,

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::filter::{Filters, Kind, Rule};
+use crate::model::Sse;
+use crate::plan::filter::{Filters, Kind, Rule};
 
 /// What the flags ask for; `None` means "not given".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub struct ExtraArgs {
     pub expires: Option<String>,
     pub storage_class: Option<String>,
     pub metadata: BTreeMap<String, String>,
-    pub sse: Option<String>,
+    pub sse: Option<Sse>,
     pub sse_kms_key_id: Option<String>,
     pub quiet: bool,
     pub no_progress: bool,
@@ -189,12 +190,11 @@ fn valued(out: &mut ExtraArgs, flag: &str, value: String) -> Result<(), String> 
         "--expires" => &mut out.expires,
         "--storage-class" => &mut out.storage_class,
         "--sse" => {
-            if !matches!(value.as_str(), "AES256" | "aws:kms" | "aws:kms:dsse") {
-                return Err(format!(
-                    "--sse {value:?} is not one of: AES256, aws:kms, aws:kms:dsse"
-                ));
-            }
-            &mut out.sse
+            out.sse = Some(
+                Sse::parse(&value)
+                    .ok_or_else(|| format!("--sse {value:?} is not one of: {}", Sse::names()))?,
+            );
+            return Ok(());
         }
         "--sse-kms-key-id" => &mut out.sse_kms_key_id,
         _ => unreachable!("every flag with a value is handled"),
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(a.metadata.get("b").map(String::as_str), Some("2"));
         assert_eq!(a.notes.len(), 1);
         assert!(a.no_progress);
-        assert_eq!(a.sse.as_deref(), Some("aws:kms"));
+        assert_eq!(a.sse, Some(Sse::Kms));
     }
 
     #[test]

@@ -1,6 +1,12 @@
-//! Stage 1: the pipe's whole configuration, read from environment variables and
+//! The pipe's whole configuration, read from environment variables and
 //! validated at once, so a user sees every mistake in one run and no network
-//! call is made with a half-valid configuration.
+//! call is made with a half-valid configuration. Values come out parsed:
+//! enums, a compiled glob set, rules, a prefix, limits.
+
+pub mod credentials;
+pub mod dates;
+pub mod extra_args;
+pub mod rules_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,35 +14,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::auth;
-use crate::extra_args::{self, ExtraArgs};
-use crate::filter::Filters;
-use crate::manifest;
-use crate::plan::ENTRY_DOCUMENTS;
-use crate::rules::{self, Rules};
-
-/// Canned ACLs that S3 accepts on an object (what `aws s3 sync --acl` accepts).
-pub const ACLS: &[&str] = &[
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "aws-exec-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-];
-
-/// Storage classes a PutObject may ask for.
-pub const STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-    "GLACIER_IR",
-];
+use crate::model::{Acl, Key, ObjectSettings, Prefix, StorageClass};
+use crate::plan::filter::Filters;
+use crate::plan::guard::{Limits, MaxDelete};
+use crate::plan::rules::Rules;
+use crate::plan::{ENTRY_DOCUMENTS, entry_document_globs, manifest};
+use extra_args::ExtraArgs;
 
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
@@ -85,7 +68,11 @@ struct RawEnv {
     ordered_deploy: Option<String>,
     entry_documents: Option<String>,
     pre_execution_script: Option<String>,
+    // Read by `report_file`, which must work when the rest is invalid;
+    // listed here so that every variable the pipe reads is in one place.
+    #[allow(dead_code)]
     report_file: Option<String>,
+    #[allow(dead_code)]
     bitbucket_pipe_shared_storage_dir: Option<String>,
     rules_file: Option<String>,
     rules: Option<String>,
@@ -94,38 +81,16 @@ struct RawEnv {
     manifest_key: Option<String>,
 }
 
-/// Headers and storage options set on every uploaded object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectSettings {
-    pub acl: Option<String>,
-    pub storage_class: Option<String>,
-    pub cache_control: Option<String>,
-    /// Seconds since the Unix epoch; sent as an HTTP date.
-    pub expires: Option<i64>,
-    pub content_encoding: Option<String>,
-    /// Replaces the Content-Type chosen by extension (`--content-type`).
-    pub content_type: Option<String>,
-    pub content_language: Option<String>,
-    pub content_disposition: Option<String>,
-    /// `x-amz-meta-*` headers, without the prefix.
-    pub metadata: BTreeMap<String, String>,
-    /// Server-side encryption: `AES256`, `aws:kms` or `aws:kms:dsse`.
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub region: String,
-    pub credentials: auth::Source,
+    pub credentials: credentials::Source,
     /// What to deploy, unless the pipe only invalidates.
     pub deploy: Option<Deploy>,
     /// What to invalidate, when DISTRIBUTION_ID is set and INVALIDATE is on.
     pub cdn: Option<Cdn>,
     /// Only errors and the final line (`--only-show-errors`, `--quiet`).
     pub quiet: bool,
-    /// Where the JSON report goes: REPORT_FILE, else Bitbucket's shared pipe storage.
-    pub report_file: Option<PathBuf>,
 }
 
 /// The report's name in BITBUCKET_PIPE_SHARED_STORAGE_DIR.
@@ -134,8 +99,7 @@ pub const REPORT_NAME: &str = "s3-cloudfront-deploy/report.json";
 #[derive(Debug, Clone)]
 pub struct Deploy {
     pub bucket: String,
-    /// Key prefix without leading or trailing `/`; empty for the bucket root.
-    pub prefix: String,
+    pub prefix: Prefix,
     pub local_path: PathBuf,
     pub object: ObjectSettings,
     pub delete: bool,
@@ -145,10 +109,9 @@ pub struct Deploy {
     pub dry_run: bool,
     pub size_only: bool,
     pub follow_symlinks: bool,
-    pub max_delete: MaxDelete,
-    pub allow_delete_all: bool,
+    pub delete_limits: Limits,
     /// Entry documents go last; `None` when ORDERED_DEPLOY is off.
-    pub entry_documents: Option<Vec<String>>,
+    pub entry_documents: Option<globset::GlobSet>,
     /// Progress lines during long uploads (off with `--no-progress`).
     pub progress: bool,
     /// RULES, then the rules file's.
@@ -156,23 +119,8 @@ pub struct Deploy {
     /// Upload `x.br` / `x.gz` under `x`'s key.
     pub precompressed: bool,
     /// The deploy manifest's full key; `None` when MANIFEST is off.
-    pub manifest_key: Option<String>,
+    pub manifest_key: Option<Key>,
 }
-
-/// How many deletes a plan may hold before the deploy is refused.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MaxDelete {
-    /// Refuse deleting more than half of the remote objects when that is
-    /// also more than the folder holds: what a broken build or a wrong
-    /// LOCAL_PATH looks like. A build that renames its hashed assets
-    /// (deleting most objects, uploading as many) passes.
-    Default,
-    /// At most this share of the remote objects (0.5 for `MAX_DELETE=50%`).
-    Fraction(f64),
-    Count(usize),
-}
-
-pub const DEFAULT_MAX_DELETE: MaxDelete = MaxDelete::Default;
 
 pub const DEFAULT_WAIT_TIMEOUT: u64 = 900;
 /// CloudFront's free tier covers 1,000 paths a month: 15 per deploy leaves
@@ -284,9 +232,9 @@ impl Config {
                     "the bucket to deploy to, e.g. my-bucket or my-bucket/site \
                      (or set only DISTRIBUTION_ID to invalidate without deploying)",
                 );
-                (String::new(), String::new())
+                (String::new(), Prefix::default())
             }
-            None => (String::new(), String::new()),
+            None => (String::new(), Prefix::default()),
             Some(s) => v.bucket("S3_BUCKET", s),
         };
         let local_path = match raw.local_path.as_deref() {
@@ -313,12 +261,16 @@ impl Config {
         let or_flag =
             |flag: &Option<String>, var: &Option<String>| flag.clone().or_else(|| var.clone());
         let object = ObjectSettings {
-            acl: v.one_of("ACL", or_flag(&extra.acl, &raw.acl).as_deref(), ACLS),
-            storage_class: v.one_of(
-                "STORAGE_CLASS",
-                or_flag(&extra.storage_class, &raw.storage_class).as_deref(),
-                STORAGE_CLASSES,
-            ),
+            acl: or_flag(&extra.acl, &raw.acl)
+                .and_then(|a| v.one_of("ACL", &a, Acl::parse, Acl::names)),
+            storage_class: or_flag(&extra.storage_class, &raw.storage_class).and_then(|c| {
+                v.one_of(
+                    "STORAGE_CLASS",
+                    &c,
+                    StorageClass::parse,
+                    StorageClass::names,
+                )
+            }),
             cache_control: v.header(
                 "CACHE_CONTROL",
                 or_flag(&extra.cache_control, &raw.cache_control).as_deref(),
@@ -334,7 +286,7 @@ impl Config {
             content_language: v.header("EXTRA_ARGS", extra.content_language.as_deref()),
             content_disposition: v.header("EXTRA_ARGS", extra.content_disposition.as_deref()),
             metadata: extra.metadata.clone(),
-            sse: extra.sse.clone(),
+            sse: extra.sse,
             sse_kms_key_id: extra.sse_kms_key_id.clone(),
         };
         for value in extra.metadata.values() {
@@ -348,12 +300,13 @@ impl Config {
         let max_delete = raw
             .max_delete
             .as_deref()
-            .map_or(DEFAULT_MAX_DELETE, |m| v.max_delete(m));
+            .map_or(MaxDelete::Default, |m| v.max_delete(m));
         let allow_delete_all =
             v.boolean("ALLOW_DELETE_ALL", raw.allow_delete_all.as_deref(), false);
         let entry_documents = v
             .boolean("ORDERED_DEPLOY", raw.ordered_deploy.as_deref(), true)
-            .then(|| v.patterns("ENTRY_DOCUMENTS", raw.entry_documents.as_deref()));
+            .then(|| v.patterns("ENTRY_DOCUMENTS", raw.entry_documents.as_deref()))
+            .flatten();
         let rules = v.rules(raw.rules.as_deref(), raw.rules_file.as_deref(), cwd);
         let precompressed = v.boolean("PRECOMPRESSED", raw.precompressed.as_deref(), false);
         let manifest_key = v
@@ -363,7 +316,7 @@ impl Config {
                     .manifest_key
                     .as_deref()
                     .map_or(manifest::DEFAULT_KEY, |k| k.trim().trim_matches('/'));
-                crate::local::join_key(&prefix, name)
+                prefix.join(name)
             });
         if raw.pre_execution_script.is_some() {
             v.errors.add(
@@ -403,16 +356,11 @@ impl Config {
         );
 
         let cdn = v.cdn(&raw);
-        let report_file = match (&raw.report_file, &raw.bitbucket_pipe_shared_storage_dir) {
-            (Some(file), _) => Some(cwd.join(file.trim())),
-            (None, Some(dir)) => Some(Path::new(dir.trim()).join(REPORT_NAME)),
-            (None, None) => None,
-        };
         if let Some(url) = &raw.aws_endpoint_url_cloudfront {
             v.url("AWS_ENDPOINT_URL_CLOUDFRONT", url);
         }
 
-        let credentials = auth::choose(&auth::AuthVars {
+        let credentials = credentials::choose(&credentials::AuthVars {
             oidc_role_arn: raw.aws_oidc_role_arn,
             oidc_token: raw.bitbucket_step_oidc_token,
             access_key_id: raw.aws_access_key_id,
@@ -432,7 +380,7 @@ impl Config {
             for (var, reason) in problems {
                 errors.add(var, reason);
             }
-            auth::Source::DefaultChain
+            credentials::Source::DefaultChain
         });
 
         if !errors.is_empty() {
@@ -453,8 +401,10 @@ impl Config {
                 dry_run,
                 size_only: extra.size_only,
                 follow_symlinks: extra.follow_symlinks.unwrap_or(true),
-                max_delete,
-                allow_delete_all,
+                delete_limits: Limits {
+                    max: max_delete,
+                    allow_delete_all,
+                },
                 entry_documents,
                 progress: !extra.no_progress,
                 rules,
@@ -462,7 +412,6 @@ impl Config {
                 manifest_key,
             }),
             quiet: extra.quiet,
-            report_file,
             cdn,
         })
     }
@@ -471,12 +420,27 @@ impl Config {
 impl Deploy {
     /// `s3://bucket/prefix/`, for messages.
     pub fn destination(&self) -> String {
-        if self.prefix.is_empty() {
-            format!("s3://{}/", self.bucket)
-        } else {
-            format!("s3://{}/{}/", self.bucket, self.prefix)
-        }
+        format!("s3://{}/{}", self.bucket, self.prefix.list_prefix())
     }
+}
+
+/// Where the JSON report goes: REPORT_FILE (relative to `cwd`), else
+/// `BITBUCKET_PIPE_SHARED_STORAGE_DIR/s3-cloudfront-deploy/report.json`.
+/// Read on its own so that a run whose configuration is invalid still
+/// writes its report.
+pub fn report_file(vars: &BTreeMap<String, String>, cwd: &Path) -> Option<PathBuf> {
+    let var = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    match (var("REPORT_FILE"), var("BITBUCKET_PIPE_SHARED_STORAGE_DIR")) {
+        (Some(file), _) => Some(cwd.join(file)),
+        (None, Some(dir)) => Some(Path::new(dir).join(REPORT_NAME)),
+        (None, None) => None,
+    }
+}
+
+/// [`report_file`] of the process environment.
+pub fn report_file_from_env() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    report_file(&std::env::vars().collect(), &cwd)
 }
 
 /// Validation helpers: each records its problems and returns a usable value so
@@ -564,17 +528,17 @@ impl Validator<'_> {
     fn rules(&mut self, inline: Option<&str>, file: Option<&str>, cwd: &Path) -> Rules {
         let mut rules = Rules::default();
         if let Some(yaml) = inline {
-            match Rules::parse(yaml, "RULES") {
+            match rules_file::parse(yaml, "RULES") {
                 Ok(r) => rules.extend(r),
                 Err(e) => self.errors.add("RULES", e),
             }
         }
         let (path, required) = match file {
             Some(f) => (cwd.join(f.trim()), true),
-            None => (cwd.join(rules::DEFAULT_FILE), false),
+            None => (cwd.join(rules_file::DEFAULT_FILE), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(yaml) => match Rules::parse(&yaml, &path.display().to_string()) {
+            Ok(yaml) => match rules_file::parse(&yaml, &path.display().to_string()) {
                 Ok(r) => {
                     tracing::info!("Using {} rule(s) from {}", r.0.len(), path.display());
                     rules.extend(r);
@@ -605,26 +569,24 @@ impl Validator<'_> {
                 "MAX_DELETE",
                 format!("{value:?} is neither a number of objects (e.g. 500) nor a percentage (e.g. 50%)"),
             );
-            DEFAULT_MAX_DELETE
+            MaxDelete::Default
         })
     }
 
-    fn patterns(&mut self, var: &str, value: Option<&str>) -> Vec<String> {
-        let Some(value) = value else {
-            return ENTRY_DOCUMENTS.iter().map(|p| p.to_string()).collect();
+    fn patterns(&mut self, var: &str, value: Option<&str>) -> Option<globset::GlobSet> {
+        let patterns: Vec<&str> = match value {
+            None => ENTRY_DOCUMENTS.to_vec(),
+            Some(value) => value
+                .split([',', ' ', '\n'])
+                .filter(|p| !p.is_empty())
+                .collect(),
         };
-        let patterns: Vec<String> = value
-            .split([',', ' ', '\n'])
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
-        if let Err(e) = crate::plan::entry_document_globs(&patterns) {
-            self.errors.add(var, format!("{e}"));
-        }
-        patterns
+        entry_document_globs(&patterns)
+            .map_err(|e| self.errors.add(var, format!("{e}")))
+            .ok()
     }
 
-    fn bucket(&mut self, var: &str, value: &str) -> (String, String) {
+    fn bucket(&mut self, var: &str, value: &str) -> (String, Prefix) {
         let value = value.trim();
         let value = value.strip_prefix("s3://").unwrap_or(value);
         let (bucket, prefix) = value.split_once('/').unwrap_or((value, ""));
@@ -649,7 +611,7 @@ impl Validator<'_> {
                 format!("the prefix {prefix:?} contains an empty path segment ('//')"),
             );
         }
-        (bucket.to_string(), prefix)
+        (bucket.to_string(), Prefix::new(&prefix))
     }
 
     fn directory(&mut self, var: &str, value: &str, cwd: &Path) -> PathBuf {
@@ -679,17 +641,20 @@ impl Validator<'_> {
         }
     }
 
-    fn one_of(&mut self, var: &str, value: Option<&str>, valid: &[&str]) -> Option<String> {
-        let value = value?.trim();
-        if valid.contains(&value) {
-            Some(value.to_string())
-        } else {
-            self.errors.add(
-                var,
-                format!("{value:?} is not one of: {}", valid.join(", ")),
-            );
-            None
+    fn one_of<T>(
+        &mut self,
+        var: &str,
+        value: &str,
+        parse: fn(&str) -> Option<T>,
+        names: fn() -> String,
+    ) -> Option<T> {
+        let value = value.trim();
+        let parsed = parse(value);
+        if parsed.is_none() {
+            self.errors
+                .add(var, format!("{value:?} is not one of: {}", names()));
         }
+        parsed
     }
 
     fn header(&mut self, var: &str, value: Option<&str>) -> Option<String> {
@@ -741,14 +706,9 @@ impl Validator<'_> {
     }
 
     fn timestamp(&mut self, var: &str, value: &str) -> Option<i64> {
-        let parsed = parse_iso8601(value.trim());
-        if parsed.is_none() {
-            self.errors.add(
-                var,
-                format!("{value:?} is not an ISO-8601 date or time, e.g. 2030-01-31 or 2030-01-31T12:00:00Z"),
-            );
-        }
-        parsed
+        dates::parse_expires(value)
+            .map_err(|e| self.errors.add(var, format!("{:?} {e}", value.trim())))
+            .ok()
     }
 
     fn url(&mut self, var: &str, value: &str) {
@@ -760,74 +720,6 @@ impl Validator<'_> {
             );
         }
     }
-}
-
-/// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` with `Z`, `±HH:MM` or no
-/// zone (read as UTC), into seconds since the Unix epoch.
-pub fn parse_iso8601(s: &str) -> Option<i64> {
-    let (date, time) = match s.split_once(['T', ' ']) {
-        Some((d, t)) => (d, Some(t)),
-        None => (s, None),
-    };
-    let mut d = date.split('-');
-    let year: i64 = d.next()?.parse().ok()?;
-    let month: i64 = d.next()?.parse().ok()?;
-    let day: i64 = d.next()?.parse().ok()?;
-    if d.next().is_some()
-        || !(1..=12).contains(&month)
-        || !(1..=days_in_month(year, month)).contains(&day)
-    {
-        return None;
-    }
-    let mut seconds = days_from_civil(year, month, day) * 86_400;
-    if let Some(time) = time {
-        let (clock, offset) = split_zone(time)?;
-        let mut parts = clock.split(':');
-        let h: i64 = parts.next()?.parse().ok()?;
-        let m: i64 = parts.next()?.parse().ok()?;
-        let sec: f64 = parts.next().map_or(Some(0.0), |p| p.parse().ok())?;
-        if parts.next().is_some() || h > 23 || m > 59 || !(0.0..61.0).contains(&sec) {
-            return None;
-        }
-        seconds += h * 3600 + m * 60 + sec as i64 - offset;
-    }
-    Some(seconds)
-}
-
-fn split_zone(time: &str) -> Option<(&str, i64)> {
-    if let Some(clock) = time.strip_suffix('Z').or_else(|| time.strip_suffix('z')) {
-        return Some((clock, 0));
-    }
-    match time.rfind(['+', '-']) {
-        Some(i) => {
-            let (clock, zone) = time.split_at(i);
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
-            let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-            Some((clock, sign * (h * 3600 + m * 60)))
-        }
-        None => Some((time, 0)),
-    }
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -860,7 +752,7 @@ mod tests {
     #[test]
     fn every_variable_is_documented() {
         let fields = format!("{:?}", RawEnv::default());
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let context = [
             "BITBUCKET_STEP_OIDC_TOKEN",
             "BITBUCKET_REPO_SLUG",
@@ -894,7 +786,7 @@ mod tests {
         let c = Config::from_vars(base(&[]), &cwd()).unwrap();
         let d = c.deploy.clone().unwrap();
         assert_eq!(d.bucket, "my-bucket");
-        assert_eq!(d.prefix, "");
+        assert!(d.prefix.is_root());
         assert_eq!(c.region, "eu-west-1");
         assert!(!d.delete && !d.force_path_style);
         assert_eq!(d.concurrency, DEFAULT_CONCURRENCY);
@@ -1011,27 +903,41 @@ mod tests {
     }
 
     #[test]
-    fn iso8601_timestamps() {
-        assert_eq!(parse_iso8601("1970-01-01"), Some(0));
-        assert_eq!(parse_iso8601("2030-01-31T12:00:00Z"), Some(1_896_091_200));
-        assert_eq!(
-            parse_iso8601("2030-01-31T14:00:00+02:00"),
-            Some(1_896_091_200)
-        );
-        assert_eq!(
-            parse_iso8601("2030-01-31T12:00:00.250Z"),
-            Some(1_896_091_200)
-        );
-        assert_eq!(parse_iso8601("2024-02-29"), Some(1_709_164_800));
+    fn expires_is_read_as_aws_cli_reads_it() {
+        let c =
+            Config::from_vars(base(&[("EXPIRES", "2030-01-31T12:00:00+0200")]), &cwd()).unwrap();
+        // 10:00 UTC: the offset is two hours, not two hundred.
+        assert_eq!(c.deploy.unwrap().object.expires, Some(1_896_084_000));
         for bad in [
-            "2023-02-29",
+            "2030-01-31T12:00:00+25:00",
+            "2030-01-31T12:00:00+02:75",
             "2030-13-01",
-            "31/01/2030",
-            "2030-01-31T25:00:00Z",
-            "soon",
         ] {
-            assert_eq!(parse_iso8601(bad), None, "{bad}");
+            let e = Config::from_vars(base(&[("EXPIRES", bad)]), &cwd()).unwrap_err();
+            assert!(e.0["EXPIRES"][0].starts_with(&format!("{bad:?} ")), "{e}");
         }
+        let e = Config::from_vars(base(&[("EXTRA_ARGS", "--expires soon")]), &cwd()).unwrap_err();
+        assert!(e.0.contains_key("EXPIRES"), "{e}");
+    }
+
+    #[test]
+    fn report_file_is_found_without_a_valid_configuration() {
+        let vars: BTreeMap<String, String> = vars(&[
+            ("BITBUCKET_PIPE_SHARED_STORAGE_DIR", "/shared"),
+            ("S3_BUCKET", "Bad_Bucket"),
+        ])
+        .into_iter()
+        .collect();
+        assert_eq!(
+            report_file(&vars, Path::new("/w")),
+            Some(PathBuf::from("/shared/s3-cloudfront-deploy/report.json"))
+        );
+        let mut with_file = vars.clone();
+        with_file.insert("REPORT_FILE".into(), "out/r.json".into());
+        assert_eq!(
+            report_file(&with_file, Path::new("/w")),
+            Some(PathBuf::from("/w/out/r.json"))
+        );
     }
 
     #[test]

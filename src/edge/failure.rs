@@ -1,0 +1,133 @@
+//! A failure-injecting wrapper around any [`ObjectStore`], after
+//! mountpoint-s3-client's `failure_client`: a callback sees every operation
+//! before it reaches the wrapped store and may answer it with an error
+//! instead. Every operation is counted, failed or not.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+
+use super::store::{DeleteFailure, ObjectStore, StoreError};
+
+/// One call to the store, as the callback sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    List(&'a Prefix),
+    FirstPartSize(&'a Key),
+    Put(&'a Upload),
+    Get(&'a Key),
+    Headers(&'a Key),
+    Copy(&'a Upload),
+    Delete(&'a [Key]),
+}
+
+impl Op<'_> {
+    /// The S3 operation's name: `PutObject`, `CopyObject`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::List(_) => "ListObjectsV2",
+            Op::FirstPartSize(_) | Op::Headers(_) => "HeadObject",
+            Op::Put(_) => "PutObject",
+            Op::Get(_) => "GetObject",
+            Op::Copy(_) => "CopyObject",
+            Op::Delete(_) => "DeleteObjects",
+        }
+    }
+
+    /// The key the call is about, when it is about one.
+    pub fn key(&self) -> Option<&Key> {
+        match self {
+            Op::FirstPartSize(k) | Op::Get(k) | Op::Headers(k) => Some(k),
+            Op::Put(u) | Op::Copy(u) => Some(&u.key),
+            Op::List(_) | Op::Delete(_) => None,
+        }
+    }
+
+    /// What the call is about: its key, the listed prefix, or the first
+    /// key of a delete batch.
+    pub fn target(&self) -> String {
+        match self {
+            Op::List(prefix) => prefix.list_prefix(),
+            Op::Delete(keys) => keys.first().map_or_else(String::new, |k| k.to_string()),
+            _ => self.key().map_or_else(String::new, |k| k.to_string()),
+        }
+    }
+
+    /// The error a failing S3 would give this call: 500 InternalError.
+    pub fn internal_error(&self) -> StoreError {
+        StoreError {
+            operation: self.name(),
+            target: self.target(),
+            code: Some("InternalError".into()),
+            message: "injected fault".into(),
+        }
+    }
+}
+
+pub struct FailureStore<S, F> {
+    pub inner: S,
+    fail: F,
+    calls: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+impl<S, F> FailureStore<S, F>
+where
+    F: Fn(&Op) -> Option<StoreError> + Sync,
+{
+    /// Wraps `inner`; `fail` returns the error to answer an operation with,
+    /// or `None` to pass it through.
+    pub fn new(inner: S, fail: F) -> Self {
+        FailureStore {
+            inner,
+            fail,
+            calls: Mutex::default(),
+        }
+    }
+
+    /// How many calls of an operation (by its S3 name) were made.
+    pub fn calls(&self, operation: &str) -> usize {
+        let calls = self.calls.lock().unwrap();
+        calls.get(operation).copied().unwrap_or(0)
+    }
+
+    fn check(&self, op: Op) -> Result<(), StoreError> {
+        *self.calls.lock().unwrap().entry(op.name()).or_default() += 1;
+        (self.fail)(&op).map_or(Ok(()), Err)
+    }
+}
+
+impl<S, F> ObjectStore for FailureStore<S, F>
+where
+    S: ObjectStore,
+    F: Fn(&Op) -> Option<StoreError> + Sync,
+{
+    async fn list(&self, prefix: &Prefix) -> Result<Vec<RemoteObject>, StoreError> {
+        self.check(Op::List(prefix))?;
+        self.inner.list(prefix).await
+    }
+    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>, StoreError> {
+        self.check(Op::FirstPartSize(key))?;
+        self.inner.first_part_size(key).await
+    }
+    async fn put(&self, upload: &Upload) -> Result<ETag, StoreError> {
+        self.check(Op::Put(upload))?;
+        self.inner.put(upload).await
+    }
+    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check(Op::Get(key))?;
+        self.inner.get(key).await
+    }
+    async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
+        self.check(Op::Headers(key))?;
+        self.inner.headers(key).await
+    }
+    async fn copy_in_place(&self, upload: &Upload) -> Result<ETag, StoreError> {
+        self.check(Op::Copy(upload))?;
+        self.inner.copy_in_place(upload).await
+    }
+    async fn delete(&self, keys: &[Key]) -> Result<Vec<DeleteFailure>, StoreError> {
+        self.check(Op::Delete(keys))?;
+        self.inner.delete(keys).await
+    }
+}

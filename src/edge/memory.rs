@@ -1,0 +1,141 @@
+//! A bucket in a map, for tests: the same trait as S3, with ETags computed
+//! as S3 computes them and a log of every write.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::etag::{self, in_parts, part_size};
+use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+
+use super::store::{DELETE_BATCH, DeleteFailure, ObjectStore, StoreError};
+
+struct Stored {
+    object: RemoteObject,
+    body: Vec<u8>,
+    headers: Headers,
+    /// The part size it was written with; `None` for one part.
+    part_size: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    objects: Mutex<BTreeMap<Key, Stored>>,
+    /// Every write and HeadObject, in order, as `PUT key`, `COPY key`,
+    /// `DELETE key`, `HEAD key`.
+    log: Mutex<Vec<String>>,
+}
+
+impl MemoryStore {
+    pub fn keys(&self) -> Vec<String> {
+        let objects = self.objects.lock().unwrap();
+        objects.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// The log entries that change the bucket.
+    pub fn writes(&self) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|l| !l.starts_with("HEAD "))
+            .cloned()
+            .collect()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn body(&self, key: &str) -> Option<Vec<u8>> {
+        let objects = self.objects.lock().unwrap();
+        objects.get(key).map(|s| s.body.clone())
+    }
+
+    pub fn headers_of(&self, key: &str) -> Option<Headers> {
+        let objects = self.objects.lock().unwrap();
+        objects.get(key).map(|s| s.headers.clone())
+    }
+
+    fn record(&self, entry: String) {
+        self.log.lock().unwrap().push(entry);
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn list(&self, prefix: &Prefix) -> Result<Vec<RemoteObject>, StoreError> {
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .values()
+            .filter(|s| prefix.contains(&s.object.key))
+            .map(|s| s.object.clone())
+            .collect())
+    }
+
+    async fn first_part_size(&self, key: &Key) -> Result<Option<u64>, StoreError> {
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .get(key)
+            .and_then(|s| s.part_size.map(|p| p.min(s.object.size))))
+    }
+
+    async fn put(&self, upload: &Upload) -> Result<ETag, StoreError> {
+        let read_error = |e: std::io::Error| StoreError {
+            operation: "reading",
+            target: upload.path.display().to_string(),
+            code: None,
+            message: e.to_string(),
+        };
+        let parts = in_parts(upload.size).then(|| part_size(upload.size));
+        let etag = etag::of_file(&upload.path, parts).map_err(read_error)?;
+        let body = std::fs::read(&upload.path).map_err(read_error)?;
+        let stored = Stored {
+            object: RemoteObject {
+                key: upload.key.clone(),
+                size: body.len() as u64,
+                etag: etag.clone(),
+            },
+            body,
+            headers: upload.headers(),
+            part_size: parts,
+        };
+        self.record(format!("PUT {}", upload.key));
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(upload.key.clone(), stored);
+        Ok(etag)
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.body(key))
+    }
+
+    async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
+        self.record(format!("HEAD {key}"));
+        Ok(self.headers_of(key))
+    }
+
+    async fn copy_in_place(&self, upload: &Upload) -> Result<ETag, StoreError> {
+        self.record(format!("COPY {}", upload.key));
+        let mut objects = self.objects.lock().unwrap();
+        let stored = objects.get_mut(&upload.key).ok_or_else(|| StoreError {
+            operation: "CopyObject",
+            target: upload.key.to_string(),
+            code: Some("NoSuchKey".into()),
+            message: "The specified key does not exist.".into(),
+        })?;
+        // S3 keeps the ETag of an object copied onto itself.
+        stored.headers = upload.headers();
+        Ok(stored.object.etag.clone())
+    }
+
+    async fn delete(&self, keys: &[Key]) -> Result<Vec<DeleteFailure>, StoreError> {
+        assert!(
+            keys.len() <= DELETE_BATCH,
+            "a DeleteObjects batch holds at most 1,000 keys"
+        );
+        for key in keys {
+            self.record(format!("DELETE {key}"));
+            self.objects.lock().unwrap().remove(key);
+        }
+        Ok(Vec::new())
+    }
+}

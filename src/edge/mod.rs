@@ -1,0 +1,17 @@
+//! The edges: the only modules that name the AWS SDK (and the file system
+//! walk), each behind a small trait the rest of the crate is generic over.
+//! Tests swap in the in-memory doubles and the failure-injecting wrapper.
+
+pub mod auth;
+pub mod cdn;
+pub mod cloudfront;
+#[cfg(test)]
+pub mod failure;
+#[cfg(test)]
+pub mod memory;
+#[cfg(test)]
+pub mod memory_cdn;
+pub mod s3;
+pub mod scan;
+mod sdk_error;
+pub mod store;

@@ -1,0 +1,449 @@
+//! The vocabulary every layer speaks: keys, prefixes, ETags, headers and the
+//! settings of an object. Nothing here imports the rest of the crate, so any
+//! module can use these types without pulling in a stage.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// An S3 object key: the full name of an object in its bucket, prefix
+/// included (`site/css/app.css`). At most 1,024 bytes of UTF-8 (S3's limit).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Key(String);
+
+impl Key {
+    pub fn new(key: impl Into<String>) -> Self {
+        Key(key.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Key {
+    fn from(key: &str) -> Self {
+        Key(key.to_string())
+    }
+}
+
+/// The key prefix a deploy owns, without leading or trailing `/`; empty for
+/// the bucket's root. It owns the one rule for joining, stripping and
+/// containing keys: `site` contains `site/a` but not `site2/a`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Prefix(String);
+
+impl Prefix {
+    /// `"/site/"`, `"site"` and `"site/"` are the same prefix.
+    pub fn new(prefix: &str) -> Self {
+        Prefix(prefix.trim_matches('/').to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The key of a path relative to the prefix, joined with exactly one `/`.
+    pub fn join(&self, relative: &str) -> Key {
+        if self.is_root() {
+            Key::new(relative)
+        } else {
+            Key(format!("{}/{relative}", self.0))
+        }
+    }
+
+    /// The part of `key` after the prefix and its `/`; `None` when the key
+    /// is not under the prefix.
+    pub fn strip<'k>(&self, key: &'k str) -> Option<&'k str> {
+        if self.is_root() {
+            return Some(key);
+        }
+        key.strip_prefix(self.0.as_str())?.strip_prefix('/')
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.strip(key).is_some()
+    }
+
+    /// What ListObjectsV2 is asked for: `site/` (the `/` keeps `site2/` out),
+    /// or nothing for the root.
+    pub fn list_prefix(&self) -> String {
+        if self.is_root() {
+            String::new()
+        } else {
+            format!("{}/", self.0)
+        }
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An entity tag as S3 reports it, without its quotes. Compared without
+/// regard to case: hex digits are the same in either.
+#[derive(Debug, Clone, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ETag(String);
+
+/// What an ETag tells about the object's content (S3's "Checking object
+/// integrity" guide: the ETag is the MD5 only for single-part uploads
+/// without SSE-KMS or SSE-C).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ETagKind {
+    /// A single-part upload without SSE-KMS/SSE-C: the MD5 of the content.
+    Md5,
+    /// A multipart upload: the MD5 of the parts' MD5s, and the part count.
+    Multipart { parts: u64 },
+    /// Anything else (SSE-C, another store): it cannot be recomputed locally.
+    Opaque,
+}
+
+impl ETag {
+    /// From a header value or listing field, quoted or not.
+    pub fn new(etag: &str) -> Self {
+        ETag(etag.trim().trim_matches('"').to_string())
+    }
+
+    pub fn kind(&self) -> ETagKind {
+        let is_md5 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        match self.0.split_once('-') {
+            None if is_md5(&self.0) => ETagKind::Md5,
+            Some((md5, parts)) if is_md5(md5) => match parts.parse() {
+                Ok(parts) if parts > 0 => ETagKind::Multipart { parts },
+                _ => ETagKind::Opaque,
+            },
+            _ => ETagKind::Opaque,
+        }
+    }
+}
+
+impl PartialEq for ETag {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Enums whose values are the strings S3's API takes, with the list of
+/// every value for error messages.
+macro_rules! api_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// The value S3 calls `text`, exactly (S3's values are case-sensitive).
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text)
+            }
+
+            /// `a, b, c`: what the error message lists.
+            pub fn names() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+    };
+}
+
+api_enum!(
+    /// A canned ACL (S3's "Canned ACL" table; what `aws s3 sync --acl` takes).
+    Acl {
+        Private = "private",
+        PublicRead = "public-read",
+        PublicReadWrite = "public-read-write",
+        AuthenticatedRead = "authenticated-read",
+        AwsExecRead = "aws-exec-read",
+        BucketOwnerRead = "bucket-owner-read",
+        BucketOwnerFullControl = "bucket-owner-full-control",
+    }
+);
+
+api_enum!(
+    /// A storage class a PutObject may ask for.
+    StorageClass {
+        Standard = "STANDARD",
+        ReducedRedundancy = "REDUCED_REDUNDANCY",
+        StandardIa = "STANDARD_IA",
+        OnezoneIa = "ONEZONE_IA",
+        IntelligentTiering = "INTELLIGENT_TIERING",
+        Glacier = "GLACIER",
+        DeepArchive = "DEEP_ARCHIVE",
+        GlacierIr = "GLACIER_IR",
+    }
+);
+
+api_enum!(
+    /// Server-side encryption (`--sse`).
+    Sse {
+        Aes256 = "AES256",
+        Kms = "aws:kms",
+        KmsDsse = "aws:kms:dsse",
+    }
+);
+
+/// Headers and storage options set on an uploaded object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectSettings {
+    pub acl: Option<Acl>,
+    pub storage_class: Option<StorageClass>,
+    pub cache_control: Option<String>,
+    /// Seconds since the Unix epoch; sent as an HTTP date.
+    pub expires: Option<i64>,
+    pub content_encoding: Option<String>,
+    /// Replaces the Content-Type chosen by extension (`--content-type`).
+    pub content_type: Option<String>,
+    pub content_language: Option<String>,
+    pub content_disposition: Option<String>,
+    /// `x-amz-meta-*` headers, without the prefix.
+    pub metadata: BTreeMap<String, String>,
+    pub sse: Option<Sse>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+/// The headers an object is served with, as the pipe sets them and as
+/// HeadObject reports them, in one canonical form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub content_disposition: Option<String>,
+    pub expires: Option<i64>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A short digest of [`Headers`]: equal headers, equal digests. 16 hex
+/// digits; stored in the deploy manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HeadersDigest(String);
+
+impl HeadersDigest {
+    #[cfg(test)]
+    pub fn of_text(text: &str) -> Self {
+        HeadersDigest(text.to_string())
+    }
+}
+
+impl Headers {
+    pub fn of(content_type: &str, s: &ObjectSettings) -> Headers {
+        Headers {
+            content_type: Some(content_type.to_string()),
+            cache_control: s.cache_control.clone(),
+            content_encoding: s.content_encoding.clone(),
+            content_language: s.content_language.clone(),
+            content_disposition: s.content_disposition.clone(),
+            expires: s.expires,
+            metadata: s.metadata.clone(),
+        }
+    }
+
+    /// S3 lowercases metadata names, so `Team` and `team` digest alike.
+    pub fn digest(&self) -> HeadersDigest {
+        use md5::{Digest, Md5};
+        let mut hash = Md5::new();
+        let fields = [
+            &self.content_type,
+            &self.cache_control,
+            &self.content_encoding,
+            &self.content_language,
+            &self.content_disposition,
+        ];
+        for f in fields {
+            hash.update(f.as_deref().unwrap_or("\u{0}").as_bytes());
+            hash.update(b"\n");
+        }
+        hash.update(
+            self.expires
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        for (k, v) in &self.metadata {
+            hash.update(format!("\n{}={v}", k.to_ascii_lowercase()).as_bytes());
+        }
+        HeadersDigest(hex::encode(&hash.finalize()[..8]))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the deploy manifest knows of one object the pipe wrote.
+pub struct ManifestEntry {
+    /// The ETag S3 returned when the pipe wrote the object.
+    pub etag: ETag,
+    /// The content hash as the pipe computed it: the MD5, or with
+    /// `part_size` the MD5 of the parts' MD5s and `-<parts>`.
+    pub md5: ETag,
+    pub part_size: Option<u64>,
+    /// Digest of the headers the pipe set.
+    pub headers: HeadersDigest,
+}
+
+/// A file of the folder, as the object it should become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// The full object key: prefix, `/`, the NFC-normalised relative path.
+    pub key: Key,
+    /// The path relative to LOCAL_PATH with `/` separators, as filters see it.
+    pub relative: String,
+    /// The bytes to upload: the file itself, or a compressed copy of it.
+    pub path: PathBuf,
+    /// Bytes of `path`.
+    pub size: u64,
+    /// The Content-Encoding of `path`'s bytes when they are compressed.
+    pub encoding: Option<&'static str>,
+}
+
+/// An object as ListObjectsV2 shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteObject {
+    pub key: Key,
+    /// Bytes.
+    pub size: u64,
+    pub etag: ETag,
+}
+
+/// One object to write: its body streamed from `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub key: Key,
+    pub path: PathBuf,
+    /// Bytes of `path`.
+    pub size: u64,
+    pub content_type: String,
+    pub settings: ObjectSettings,
+}
+
+impl Upload {
+    pub fn headers(&self) -> Headers {
+        Headers::of(&self.content_type, &self.settings)
+    }
+}
+
+/// A value that must never be printed: its Debug is masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0cc175b9c0f1b6a831c399e269772661";
+
+    #[test]
+    fn prefix_joins_strips_and_contains() {
+        let site = Prefix::new("/site/");
+        assert_eq!(site.as_str(), "site");
+        assert_eq!(site.join("a/b.css").as_str(), "site/a/b.css");
+        assert_eq!(site.strip("site/a"), Some("a"));
+        assert_eq!(site.strip("site2/a"), None);
+        assert_eq!(site.strip("site"), None);
+        assert!(!site.contains("other/site/a"));
+        assert_eq!(site.list_prefix(), "site/");
+        let root = Prefix::new("");
+        assert_eq!(root.join("a").as_str(), "a");
+        assert_eq!(root.strip("a/b"), Some("a/b"));
+        assert_eq!(root.list_prefix(), "");
+    }
+
+    #[test]
+    fn etags_are_unquoted_compared_without_case_and_classified() {
+        assert_eq!(ETag::new("\"abc\"").to_string(), "abc");
+        assert_eq!(ETag::new(A), ETag::new(&A.to_uppercase()));
+        assert_eq!(ETag::new(A).kind(), ETagKind::Md5);
+        assert_eq!(
+            ETag::new(&format!("{A}-3")).kind(),
+            ETagKind::Multipart { parts: 3 }
+        );
+        for opaque in [format!("{A}-0"), "abc".into(), format!("{A}-x")] {
+            assert_eq!(ETag::new(&opaque).kind(), ETagKind::Opaque, "{opaque}");
+        }
+    }
+
+    #[test]
+    fn api_enums_round_trip_and_list_their_values() {
+        assert_eq!(Acl::parse("public-read"), Some(Acl::PublicRead));
+        assert_eq!(Acl::parse("PUBLIC-READ"), None);
+        assert!(Acl::names().starts_with("private, public-read"));
+        assert_eq!(Sse::parse("aws:kms").map(Sse::as_str), Some("aws:kms"));
+        assert_eq!(StorageClass::ALL.len(), 8);
+    }
+
+    #[test]
+    fn digest_changes_with_any_header_but_not_metadata_case() {
+        let base = Headers::of("text/html", &ObjectSettings::default());
+        let d = base.digest();
+        assert_eq!(d.0.len(), 16);
+        let mut other = base.clone();
+        other.cache_control = Some("no-cache".into());
+        assert_ne!(d, other.digest());
+        let mut meta = base.clone();
+        meta.metadata.insert("Team".into(), "web".into());
+        let mut lower = base;
+        lower.metadata.insert("team".into(), "web".into());
+        assert_eq!(meta.digest(), lower.digest());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("topsecret")), "Secret(***)");
+    }
+}

@@ -1,0 +1,290 @@
+//! The machine-readable record of a run: a listener of its events, written
+//! as JSON when the run finishes, on every path (validation errors,
+//! credentials, failed uploads, refused deletes). Its schema is
+//! `report.schema.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::model::{Key, RemoteObject};
+use crate::plan::Plan;
+use crate::run::PipeError;
+use crate::run::events::{Event, Sink};
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub version: &'static str,
+    pub success: bool,
+    pub error: Option<String>,
+    /// Every invalid variable and its problems, when validation failed.
+    pub validation_errors: BTreeMap<String, Vec<String>>,
+    pub dry_run: bool,
+    pub destination: Option<String>,
+    /// Seconds per phase, in the order they ended.
+    pub timings: Vec<Timing>,
+    pub totals: Totals,
+    pub objects: Vec<ObjectRecord>,
+    pub invalidations: Vec<InvalidationRecord>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timing {
+    pub phase: &'static str,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub headers_updated: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub kept: usize,
+    pub excluded: usize,
+}
+
+/// Whether an object's action happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Outcome {
+    /// Done; for `skip` and `keep`, nothing was needed.
+    #[serde(rename = "done")]
+    Done,
+    #[serde(rename = "failed")]
+    Failed,
+    /// A dry run, or a run that stopped before it.
+    #[serde(rename = "not attempted")]
+    NotAttempted,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ObjectRecord {
+    pub key: Key,
+    /// `upload`, `update headers`, `skip`, `delete` or `keep`.
+    pub action: &'static str,
+    pub reason: String,
+    /// Bytes.
+    pub size: u64,
+    pub etag: Option<String>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct InvalidationRecord {
+    pub distribution_id: String,
+    pub domain_name: String,
+    pub ids: Vec<String>,
+    pub paths: Vec<String>,
+    pub completed: bool,
+}
+
+/// Listens to a run and writes its [`Report`] to `path` when it finishes.
+pub struct Record {
+    path: Option<PathBuf>,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    report: Report,
+    /// Where each key's object is in `report.objects`.
+    index: HashMap<Key, usize>,
+}
+
+impl Record {
+    pub fn new(path: Option<PathBuf>) -> Self {
+        Record {
+            path,
+            started: Instant::now(),
+            state: Mutex::new(State {
+                report: Report {
+                    version: crate::help::VERSION,
+                    ..Report::default()
+                },
+                index: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The report as it stands (what [`Event::Finished`] writes).
+    #[cfg(test)]
+    pub fn json(&self) -> serde_json::Value {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::to_value(&state.report).expect("a report always serialises")
+    }
+
+    fn write(&self, json: &[u8]) {
+        let Some(path) = &self.path else { return };
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, json));
+        match written {
+            Ok(()) => tracing::info!("Report written to {}", path.display()),
+            Err(e) => tracing::warn!("Could not write the report to {}: {e}", path.display()),
+        }
+    }
+}
+
+impl State {
+    /// Every key's planned fate. Writes stay "not attempted" until the run
+    /// says they were done or failed, so a run that stops early (or a dry
+    /// run) leaves them so.
+    fn planned(&mut self, plan: &Plan, remote: &[RemoteObject]) {
+        let remote: HashMap<&str, &RemoteObject> =
+            remote.iter().map(|r| (r.key.as_str(), r)).collect();
+        let pending = Outcome::NotAttempted;
+        let listed = |key: &Key| remote.get(key.as_str()).copied();
+        let mut push =
+            |key: &Key, action, reason: String, size, obj: Option<&RemoteObject>, outcome| {
+                self.index.insert(key.clone(), self.report.objects.len());
+                self.report.objects.push(ObjectRecord {
+                    key: key.clone(),
+                    action,
+                    reason,
+                    size,
+                    etag: obj.map(|o| o.etag.to_string()),
+                    outcome,
+                    error: None,
+                });
+            };
+        for (action, planned) in [("upload", &plan.uploads), ("update headers", &plan.copies)] {
+            for p in planned {
+                let key = &p.upload.key;
+                push(
+                    key,
+                    action,
+                    p.reason.to_string(),
+                    p.upload.size,
+                    None,
+                    pending,
+                );
+            }
+        }
+        for (key, reason) in &plan.skips {
+            let obj = listed(key);
+            let size = obj.map_or(0, |o| o.size);
+            push(key, "skip", reason.to_string(), size, obj, Outcome::Done);
+        }
+        for d in &plan.deletes {
+            let reason = "not in the local folder".to_string();
+            push(&d.key, "delete", reason, d.size, listed(&d.key), pending);
+        }
+        for key in &plan.kept {
+            let obj = listed(key);
+            let reason = "not in the local folder; DELETE_FLAG is off".to_string();
+            push(
+                key,
+                "keep",
+                reason,
+                obj.map_or(0, |o| o.size),
+                obj,
+                Outcome::Done,
+            );
+        }
+    }
+
+    fn object(&mut self, key: &Key) -> Option<&mut ObjectRecord> {
+        let i = *self.index.get(key)?;
+        self.report.objects.get_mut(i)
+    }
+
+    fn totals(&self) -> Totals {
+        let done = |action: &'static str| {
+            self.report
+                .objects
+                .iter()
+                .filter(move |o| o.action == action && o.outcome == Outcome::Done)
+        };
+        Totals {
+            uploaded: done("upload").count(),
+            uploaded_bytes: done("upload").map(|o| o.size).sum(),
+            headers_updated: done("update headers").count(),
+            unchanged: done("skip").count(),
+            deleted: done("delete").count(),
+            kept: done("keep").count(),
+            excluded: self.report.totals.excluded,
+        }
+    }
+}
+
+impl Sink for Record {
+    fn event(&self, event: &Event<'_>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Phase { name, took } => state.report.timings.push(Timing {
+                phase: name,
+                seconds: took.as_secs_f64(),
+            }),
+            Event::Deploying {
+                destination,
+                dry_run,
+                ..
+            } => {
+                state.report.destination = Some(destination.to_string());
+                state.report.dry_run = *dry_run;
+            }
+            Event::Planned {
+                plan,
+                remote,
+                excluded,
+                ..
+            } => {
+                state.report.totals.excluded = *excluded;
+                state.planned(plan, remote);
+            }
+            Event::Written { planned, etag, .. } => {
+                if let Some(o) = state.object(&planned.upload.key) {
+                    o.outcome = Outcome::Done;
+                    o.etag = Some(etag.to_string());
+                }
+            }
+            Event::WriteFailed { planned, error, .. } => {
+                if let Some(o) = state.object(&planned.upload.key) {
+                    o.outcome = Outcome::Failed;
+                    o.error = Some(error.to_string());
+                }
+            }
+            Event::Deleted { key } => {
+                if let Some(o) = state.object(key) {
+                    o.outcome = Outcome::Done;
+                }
+            }
+            Event::DeleteFailed { failure } => {
+                if let Some(o) = state.object(&failure.key) {
+                    o.outcome = Outcome::Failed;
+                    o.error = Some(format!("{}: {}", failure.code, failure.message));
+                }
+            }
+            Event::Invalidated(inv) => state.report.invalidations.push(InvalidationRecord {
+                distribution_id: inv.distribution_id.clone(),
+                domain_name: inv.domain_name.clone(),
+                ids: inv.ids.clone(),
+                paths: inv.paths.clone(),
+                completed: inv.completed,
+            }),
+            Event::Finished(result) => {
+                let report = &mut state.report;
+                report.success = result.is_ok();
+                report.error = result.as_ref().err().map(|e| e.to_string());
+                if let Err(PipeError::Validation(errors)) = result {
+                    report.validation_errors = errors.0.clone();
+                }
+                report.timings.push(Timing {
+                    phase: "total",
+                    seconds: self.started.elapsed().as_secs_f64(),
+                });
+                state.report.totals = state.totals();
+                let json =
+                    serde_json::to_vec_pretty(&state.report).expect("a report always serialises");
+                drop(state);
+                self.write(&json);
+            }
+            _ => {}
+        }
+    }
+}

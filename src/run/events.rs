@@ -1,0 +1,161 @@
+//! What a run tells its listeners. The run never prints: it emits these,
+//! and `report` turns them into console lines and the JSON record.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::edge::cdn::CdnError;
+use crate::edge::store::{DeleteFailure, StoreError};
+use crate::model::{ETag, Key, RemoteObject};
+use crate::plan::{Plan, PlannedUpload, Write};
+
+use super::error::PipeError;
+
+/// What the execution did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub uploaded: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    pub deleted: usize,
+    /// Objects whose headers were fixed in place.
+    pub copied: usize,
+    /// The ETag S3 gave each uploaded or copied key.
+    pub etags: HashMap<Key, ETag>,
+}
+
+/// What was asked of one distribution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidation {
+    pub distribution_id: String,
+    pub domain_name: String,
+    pub ids: Vec<String>,
+    pub paths: Vec<String>,
+    pub completed: bool,
+}
+
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A phase of the run ended after `took`.
+    Phase {
+        name: &'static str,
+        took: Duration,
+    },
+    Deploying {
+        local_path: &'a Path,
+        destination: &'a str,
+        dry_run: bool,
+    },
+    /// What the deploy covers, after filters and `ignore` rules.
+    Scanned {
+        local: usize,
+        remote: usize,
+        excluded: usize,
+    },
+    /// The deploy manifest could not be read: every key falls back to HeadObject.
+    ManifestUnreadable {
+        key: &'a Key,
+    },
+    /// Every decision, before any write.
+    Planned {
+        plan: &'a Plan,
+        /// The listing the plan was made against (the deploy's scope).
+        remote: &'a [RemoteObject],
+        destination: &'a str,
+        excluded: usize,
+        dry_run: bool,
+    },
+    Written {
+        planned: &'a PlannedUpload,
+        write: Write,
+        etag: &'a ETag,
+        took: Duration,
+    },
+    WriteFailed {
+        planned: &'a PlannedUpload,
+        error: &'a StoreError,
+    },
+    /// Uploads done so far, every [`super::execute::PROGRESS_EVERY`].
+    Progress {
+        files: usize,
+        total_files: usize,
+        bytes: u64,
+        total_bytes: u64,
+    },
+    Deleted {
+        key: &'a Key,
+    },
+    DeleteFailed {
+        failure: &'a DeleteFailure,
+    },
+    ManifestWritten {
+        key: &'a Key,
+        entries: usize,
+    },
+    /// The deploy is over and succeeded (or, dry, was only planned).
+    Deployed {
+        plan: &'a Plan,
+        done: &'a Outcome,
+        dry_run: bool,
+        took: Duration,
+    },
+    /// The deploy changed nothing a cache could hold.
+    NothingToInvalidate,
+    Invalidating {
+        distribution_id: &'a str,
+        domain_name: &'a str,
+        paths: &'a [String],
+        /// Why the paths may not be what the user expects.
+        warnings: &'a [String],
+        dry_run: bool,
+    },
+    InvalidationRetry {
+        error: &'a CdnError,
+        delay: Duration,
+    },
+    InvalidationCreated {
+        distribution_id: &'a str,
+        invalidation_id: &'a str,
+    },
+    InvalidationPending {
+        distribution_id: &'a str,
+        invalidation_id: &'a str,
+        waited: Duration,
+    },
+    InvalidationCompleted {
+        distribution_id: &'a str,
+        invalidation_id: &'a str,
+        waited: Duration,
+    },
+    Invalidated(&'a Invalidation),
+    /// The run is over: the last event, on every path.
+    Finished(&'a Result<(), PipeError>),
+}
+
+/// A listener of a run's events. `Sync` because uploads run concurrently.
+pub trait Sink: Sync {
+    fn event(&self, event: &Event<'_>);
+}
+
+/// Several listeners as one: each hears every event, in the order given.
+pub struct Listeners<'a>(pub Vec<&'a dyn Sink>);
+
+impl Sink for Listeners<'_> {
+    fn event(&self, event: &Event<'_>) {
+        for sink in &self.0 {
+            sink.event(event);
+        }
+    }
+}
+
+/// Runs `work`, then tells `sink` how long the phase took.
+pub async fn timed<T, E: Sink>(sink: &E, name: &'static str, work: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = work.await;
+    sink.event(&Event::Phase {
+        name,
+        took: started.elapsed(),
+    });
+    out
+}

@@ -1,0 +1,196 @@
+//! Carries out the plan, step by step ([`Plan::steps`]): assets, then entry
+//! documents, then deletes. A step starts only when the one before it fully
+//! succeeded, so a failure never leaves new pages pointing at missing files
+//! and never deletes anything. Nothing here decides what changes; the plan
+//! did. Every write is told to the sink as it ends.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use crate::edge::store::{DELETE_BATCH, DeleteFailure, ObjectStore, StoreError};
+use crate::model::Key;
+use crate::plan::{Plan, PlannedUpload, Step, Write};
+
+use super::error::DeployError;
+use super::events::{Event, Outcome, Sink};
+
+/// How often a long deploy reports how far it got: CI logs have no
+/// terminal to redraw a progress bar on.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs every step, then the deletes; `concurrency` bounds the requests
+/// in flight, `progress` how often progress is told (`None`: never).
+pub async fn execute<S: ObjectStore, E: Sink>(
+    store: &S,
+    plan: &Plan,
+    concurrency: usize,
+    progress: Option<Duration>,
+    sink: &E,
+) -> Result<Outcome, DeployError> {
+    let mut done = Outcome::default();
+    let started = Instant::now();
+    let progress =
+        progress.map(|every| Progress::new(every, plan.uploads.len(), plan.upload_bytes()));
+    for step in plan.steps() {
+        let attempted = step.items.len();
+        let failed = run_step(
+            store,
+            &step,
+            concurrency,
+            &mut done,
+            progress.as_ref(),
+            sink,
+        )
+        .await;
+        if !failed.is_empty() {
+            return Err(DeployError::Uploads {
+                failed,
+                attempted,
+                skipped_deletes: plan.deletes.len(),
+            });
+        }
+    }
+    sink.event(&Event::Phase {
+        name: "upload",
+        took: started.elapsed(),
+    });
+    let started = Instant::now();
+    let deleted = delete_all(store, plan, concurrency, &mut done, sink).await;
+    sink.event(&Event::Phase {
+        name: "delete",
+        took: started.elapsed(),
+    });
+    deleted.map(|()| done)
+}
+
+/// Tells the sink how far the uploads got, at most every `every`.
+struct Progress {
+    every: Duration,
+    files: usize,
+    bytes: u64,
+    last: Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(every: Duration, files: usize, bytes: u64) -> Self {
+        Progress {
+            every,
+            files,
+            bytes,
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn tick<E: Sink>(&self, done: &Outcome, sink: &E) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= self.every {
+            *last = Instant::now();
+            sink.event(&Event::Progress {
+                files: done.uploaded,
+                total_files: self.files,
+                bytes: done.uploaded_bytes,
+                total_bytes: self.bytes,
+            });
+        }
+    }
+}
+
+async fn run_step<S: ObjectStore, E: Sink>(
+    store: &S,
+    step: &Step<'_>,
+    concurrency: usize,
+    done: &mut Outcome,
+    progress: Option<&Progress>,
+    sink: &E,
+) -> Vec<StoreError> {
+    let write = step.write;
+    let mut failed = Vec::new();
+    let mut results = futures::stream::iter(&step.items)
+        .map(|planned: &&PlannedUpload| async move {
+            let started = Instant::now();
+            let result = match write {
+                Write::Put => store.put(&planned.upload).await,
+                Write::Copy => store.copy_in_place(&planned.upload).await,
+            };
+            (*planned, result, started.elapsed())
+        })
+        .buffer_unordered(concurrency);
+    while let Some((planned, result, took)) = results.next().await {
+        match result {
+            Ok(etag) => {
+                sink.event(&Event::Written {
+                    planned,
+                    write,
+                    etag: &etag,
+                    took,
+                });
+                if write == Write::Copy {
+                    done.copied += 1;
+                } else {
+                    done.uploaded += 1;
+                    done.uploaded_bytes += planned.upload.size;
+                    if let Some(p) = progress {
+                        p.tick(done, sink);
+                    }
+                }
+                done.etags.insert(planned.upload.key.clone(), etag);
+            }
+            Err(error) => {
+                sink.event(&Event::WriteFailed {
+                    planned,
+                    error: &error,
+                });
+                failed.push(error);
+            }
+        }
+    }
+    failed
+}
+
+async fn delete_all<S: ObjectStore, E: Sink>(
+    store: &S,
+    plan: &Plan,
+    concurrency: usize,
+    done: &mut Outcome,
+    sink: &E,
+) -> Result<(), DeployError> {
+    let keys: Vec<Key> = plan.deletes.iter().map(|d| d.key.clone()).collect();
+    let mut failed = Vec::new();
+    let mut batches = futures::stream::iter(keys.chunks(DELETE_BATCH))
+        .map(|batch| async move { (batch, store.delete(batch).await) })
+        .buffer_unordered(concurrency.min(4));
+    while let Some((batch, result)) = batches.next().await {
+        // A batch the store refused whole fails each of its keys, and the
+        // other batches still run: the record shows every key's fate.
+        let refused = result.unwrap_or_else(|e| {
+            batch
+                .iter()
+                .map(|key| DeleteFailure {
+                    key: key.clone(),
+                    code: e.code.clone().unwrap_or_else(|| "Error".into()),
+                    message: e.message.clone(),
+                })
+                .collect()
+        });
+        for key in batch {
+            match refused.iter().find(|f| &f.key == key) {
+                Some(failure) => sink.event(&Event::DeleteFailed { failure }),
+                None => {
+                    done.deleted += 1;
+                    sink.event(&Event::Deleted { key });
+                }
+            }
+        }
+        failed.extend(refused);
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(DeployError::Deletes {
+            failed,
+            attempted: keys.len(),
+        })
+    }
+}

@@ -1,0 +1,350 @@
+//! Whole runs in memory: configuration from variables, then scan → plan →
+//! execute → manifest → invalidate → record, against the in-memory store
+//! and CDN, with failures injected by the wrapper around the store.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::edge::failure::{FailureStore, Op};
+use crate::edge::memory::MemoryStore;
+use crate::edge::memory_cdn::MemoryCdn;
+use crate::edge::store::{ObjectStore, StoreError};
+use crate::report::Record;
+use crate::run::events::{Event, Sink};
+use crate::run::invalidate::Pacing;
+use crate::run::{self, PipeError};
+
+const FAST: Pacing = Pacing {
+    first_retry: Duration::from_millis(1),
+    max_retry: Duration::from_millis(4),
+    poll: Duration::from_millis(1),
+};
+
+fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), files);
+    dir
+}
+
+fn write(root: &Path, files: &[(&str, &str)]) {
+    for (name, body) in files {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+}
+
+fn config(root: &Path, extra: &[(&str, &str)]) -> Config {
+    let mut vars = vec![
+        ("S3_BUCKET", "site-bucket/p"),
+        ("LOCAL_PATH", root.to_str().unwrap()),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("DELETE_FLAG", "true"),
+    ];
+    vars.extend_from_slice(extra);
+    let vars = vars
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::from_vars(vars, root).unwrap()
+}
+
+/// One run, as `main` wires it, heard by a record; returns the run's
+/// result and the record's JSON.
+async fn deploy<S: ObjectStore>(
+    store: &S,
+    cdn: &MemoryCdn,
+    config: &Config,
+) -> (Result<(), PipeError>, Value) {
+    let record = Record::new(None);
+    let result = run::run(config, store, cdn, FAST, &record).await;
+    record.event(&Event::Finished(&result));
+    (result, record.json())
+}
+
+/// `{key: (action, outcome)}` of a record.
+fn outcomes(report: &Value) -> BTreeMap<String, (String, String)> {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let text = |f: &str| o[f].as_str().unwrap().to_string();
+            (text("key"), (text("action"), text("outcome")))
+        })
+        .collect()
+}
+
+fn fate(action: &str, outcome: &str) -> (String, String) {
+    (action.to_string(), outcome.to_string())
+}
+
+fn cdn() -> MemoryCdn {
+    MemoryCdn::with("E1", "site-bucket", "/p")
+}
+
+#[tokio::test]
+async fn a_redeploy_of_the_same_folder_writes_nothing_and_invalidates_nothing() {
+    let dir = site(&[("index.html", "<h1>"), ("a/b.css", "x")]);
+    let (store, cdn) = (MemoryStore::default(), cdn());
+    let config = config(dir.path(), &[("DISTRIBUTION_ID", "E1")]);
+    let (first, report) = deploy(&store, &cdn, &config).await;
+    first.unwrap();
+    assert_eq!(report["totals"]["uploaded"], 2);
+    assert_eq!(
+        store.writes(),
+        [
+            "PUT p/a/b.css",
+            "PUT p/index.html",
+            "PUT p/.s3-cloudfront-deploy-manifest.json"
+        ]
+    );
+    // New keys are in no cache: nothing to invalidate.
+    assert!(cdn.created().is_empty());
+    let (second, report) = deploy(&store, &cdn, &config).await;
+    second.unwrap();
+    assert_eq!(report["totals"]["unchanged"], 2);
+    assert_eq!(store.writes().len(), 3, "{:?}", store.log());
+    assert!(!store.log().iter().any(|l| l.starts_with("HEAD")));
+    assert!(cdn.created().is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_page_and_a_deleted_asset_are_invalidated_through_the_origin_path() {
+    let dir = site(&[("index.html", "v1"), ("old.js", "o"), ("a.css", "a")]);
+    let (store, cdn) = (MemoryStore::default(), cdn());
+    let config = config(dir.path(), &[("DISTRIBUTION_ID", "E1")]);
+    deploy(&store, &cdn, &config).await.0.unwrap();
+    write(dir.path(), &[("index.html", "v2")]);
+    std::fs::remove_file(dir.path().join("old.js")).unwrap();
+    let (result, report) = deploy(&store, &cdn, &config).await;
+    result.unwrap();
+    let created = cdn.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].0, ["/", "/index.html", "/old.js"]);
+    assert_eq!(report["invalidations"][0]["paths"][2], "/old.js");
+    assert_eq!(
+        outcomes(&report),
+        BTreeMap::from([
+            ("p/a.css".into(), fate("skip", "done")),
+            ("p/index.html".into(), fate("upload", "done")),
+            ("p/old.js".into(), fate("delete", "done")),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_failed_asset_stops_pages_and_deletes_and_the_next_run_converges() {
+    let store = MemoryStore::default();
+    let dir = site(&[("old.js", "1"), ("index.html", "1")]);
+    let config = config(dir.path(), &[]);
+    deploy(&store, &cdn(), &config).await.0.unwrap();
+    std::fs::remove_file(dir.path().join("old.js")).unwrap();
+    write(
+        dir.path(),
+        &[("new.js", "2"), ("other.js", "3"), ("index.html", "2")],
+    );
+
+    let faulty = FailureStore::new(store, |op: &Op| match op {
+        Op::Put(u) if u.key.as_str() == "p/new.js" => Some(op.internal_error()),
+        _ => None,
+    });
+    let (result, report) = deploy(&faulty, &cdn(), &config).await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("1 of 2 uploads failed"), "{err}");
+    assert_eq!(report["success"], false);
+    assert_eq!(
+        outcomes(&report),
+        BTreeMap::from([
+            ("p/index.html".into(), fate("upload", "not attempted")),
+            ("p/new.js".into(), fate("upload", "failed")),
+            ("p/old.js".into(), fate("delete", "not attempted")),
+            ("p/other.js".into(), fate("upload", "done")),
+        ])
+    );
+    let objects = report["objects"].as_array().unwrap();
+    let failed = objects.iter().find(|o| o["key"] == "p/new.js").unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("InternalError"));
+    assert_eq!(report["totals"]["uploaded"], 1);
+    assert_eq!(report["totals"]["deleted"], 0);
+    // The page still points at the old asset, which still exists, and the
+    // manifest was not rewritten by the failed run.
+    assert_eq!(faulty.calls("DeleteObjects"), 0);
+    assert_eq!(
+        faulty.inner.keys(),
+        [
+            "p/.s3-cloudfront-deploy-manifest.json",
+            "p/index.html",
+            "p/old.js",
+            "p/other.js"
+        ]
+    );
+    assert_eq!(faulty.inner.body("p/index.html").unwrap(), b"1");
+
+    let (result, report) = deploy(&faulty.inner, &cdn(), &config).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["uploaded"], 2);
+    assert_eq!(report["totals"]["deleted"], 1);
+    let writes = faulty.inner.writes();
+    assert_eq!(
+        &writes[writes.len() - 4..],
+        [
+            "PUT p/new.js",
+            "PUT p/index.html",
+            "DELETE p/old.js",
+            "PUT p/.s3-cloudfront-deploy-manifest.json"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failure_after_header_fixes_in_place_keeps_their_record_and_converges() {
+    let store = MemoryStore::default();
+    let dir = site(&[("a.css", "a"), ("b.css", "b"), ("index.html", "1")]);
+    deploy(&store, &cdn(), &config(dir.path(), &[]))
+        .await
+        .0
+        .unwrap();
+    // Same bytes, new Cache-Control: every object is fixed in place.
+    let changed = config(dir.path(), &[("CACHE_CONTROL", "max-age=60")]);
+    let faulty = FailureStore::new(store, |op: &Op| match op {
+        Op::Copy(u) if u.key.as_str() == "p/index.html" => Some(op.internal_error()),
+        _ => None,
+    });
+    let (result, report) = deploy(&faulty, &cdn(), &changed).await;
+    assert!(result.is_err());
+    assert_eq!(
+        outcomes(&report),
+        BTreeMap::from([
+            ("p/a.css".into(), fate("update headers", "done")),
+            ("p/b.css".into(), fate("update headers", "done")),
+            ("p/index.html".into(), fate("update headers", "failed")),
+        ])
+    );
+    assert_eq!(report["totals"]["headers_updated"], 2);
+    assert_eq!(faulty.calls("CopyObject"), 3);
+    assert_eq!(faulty.calls("PutObject"), 0, "no manifest after a failure");
+    let cache = |key: &str| faulty.inner.headers_of(key).unwrap().cache_control;
+    assert_eq!(cache("p/a.css").as_deref(), Some("max-age=60"));
+    assert_eq!(cache("p/index.html"), None);
+
+    let (result, report) = deploy(&faulty.inner, &cdn(), &changed).await;
+    result.unwrap();
+    assert_eq!(cache("p/index.html").as_deref(), Some("max-age=60"));
+    assert_eq!(
+        outcomes(&report)["p/index.html"],
+        fate("update headers", "done")
+    );
+}
+
+#[tokio::test]
+async fn a_listing_failure_is_recorded_and_nothing_is_written() {
+    let dir = site(&[("index.html", "1")]);
+    let faulty = FailureStore::new(MemoryStore::default(), |op: &Op| match op {
+        Op::List(_) => Some(StoreError {
+            code: Some("AccessDenied".into()),
+            ..op.internal_error()
+        }),
+        _ => None,
+    });
+    let (result, report) = deploy(&faulty, &cdn(), &config(dir.path(), &[])).await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("AccessDenied"), "{err}");
+    assert!(
+        err.details()[0].contains("s3:ListBucket"),
+        "{:?}",
+        err.details()
+    );
+    assert_eq!(report["success"], false);
+    assert_eq!(report["objects"], Value::Array(Vec::new()));
+    assert!(faulty.inner.writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_delete_plan_writes_nothing_and_says_why() {
+    let store = MemoryStore::default();
+    let many: Vec<(String, &str)> = (0..10).map(|i| (format!("f{i}.js"), "x")).collect();
+    let refs: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    let dir = site(&refs);
+    let config = config(dir.path(), &[]);
+    deploy(&store, &cdn(), &config).await.0.unwrap();
+    for (name, _) in &many[1..] {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    let before = store.writes().len();
+    let (result, report) = deploy(&store, &cdn(), &config).await;
+    assert!(matches!(result, Err(PipeError::DeleteRefused(_))));
+    assert!(report["error"].as_str().unwrap().contains("Delete guard"));
+    assert_eq!(
+        outcomes(&report)["p/f1.js"],
+        fate("delete", "not attempted")
+    );
+    assert_eq!(store.writes().len(), before);
+}
+
+#[tokio::test]
+async fn deletes_go_in_batches_of_a_thousand() {
+    let store = MemoryStore::default();
+    let many: Vec<(String, String)> = (0..2500)
+        .map(|i| (format!("f{i}"), String::new()))
+        .collect();
+    let refs: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let full = site(&refs);
+    deploy(&store, &cdn(), &config(full.path(), &[]))
+        .await
+        .0
+        .unwrap();
+    let empty = site(&[]);
+    let faulty = FailureStore::new(store, |_: &Op| None);
+    let allow = [("ALLOW_DELETE_ALL", "true")];
+    let (result, report) = deploy(&faulty, &cdn(), &config(empty.path(), &allow)).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["deleted"], 2500);
+    assert_eq!(faulty.calls("DeleteObjects"), 3);
+    assert_eq!(
+        faulty.inner.keys(),
+        ["p/.s3-cloudfront-deploy-manifest.json"]
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_records_every_action_as_not_attempted_and_writes_nothing() {
+    let store = MemoryStore::default();
+    let dir = site(&[("index.html", "1")]);
+    let (result, report) =
+        deploy(&store, &cdn(), &config(dir.path(), &[("DRY_RUN", "true")])).await;
+    result.unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        outcomes(&report)["p/index.html"],
+        fate("upload", "not attempted")
+    );
+    assert!(store.writes().is_empty());
+}
+
+#[test]
+fn a_validation_failure_is_recorded_with_every_error() {
+    let record = Record::new(None);
+    let vars = [("S3_BUCKET", "Bad_Bucket"), ("ACL", "public")];
+    let vars = vars.map(|(k, v)| (k.to_string(), v.to_string()));
+    let result = Config::from_vars(vars, Path::new("/")).map(|_| ());
+    let result = result.map_err(PipeError::from);
+    record.event(&Event::Finished(&result));
+    let report = record.json();
+    assert_eq!(report["success"], false);
+    let errors = report["validation_errors"].as_object().unwrap();
+    let vars: Vec<&str> = errors.keys().map(String::as_str).collect();
+    assert_eq!(
+        vars,
+        ["ACL", "AWS_DEFAULT_REGION", "LOCAL_PATH", "S3_BUCKET"]
+    );
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Validation errors:")
+    );
+}
