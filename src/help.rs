@@ -39,6 +39,8 @@ Deploy:
   REPORT_FILE                   write the JSON report here
                                 [default: $BITBUCKET_PIPE_SHARED_STORAGE_DIR/s3-cloudfront-deploy/report.json]
   DEBUG                         print every decision [default: false]
+  ABORT_INCOMPLETE_UPLOADS_AFTER  abort multipart uploads under the prefix started longer ago
+                                than this, e.g. 30s, 1h, 7d; 0 never [default: 1h]
 
 Credentials (first that applies):
   AWS_OIDC_ROLE_ARN             role to assume with BITBUCKET_STEP_OIDC_TOKEN (oidc: true)
@@ -55,11 +57,18 @@ CloudFront:
   INVALIDATION_MAX_PATHS        paths before folders collapse into wildcards, 1-3000 [default: 15]
   INVALIDATE                    false keeps DISTRIBUTION_ID but invalidates nothing [default: true]
 
+Retries and timeouts (every AWS request):
+  AWS_MAX_ATTEMPTS              attempts per request, the first included, 1-100 [default: 10]
+  AWS_RETRY_MODE                standard, or adaptive (also slows down on 503 SlowDown) [default: standard]
+  CONNECT_TIMEOUT               to open a connection, e.g. 5s [default: 10s]
+  READ_TIMEOUT                  for a request's answer, its body sent included (an 8 MiB part) [default: 60s]
+
 Endpoints:
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_CLOUDFRONT
   AWS_S3_FORCE_PATH_STYLE       [default: true with a custom endpoint, else false]
 
-Exit status: 0 on success, 1 on any failure.
+Exit status: 0 on success, 1 on any failure, 143 or 130 when stopped by SIGTERM or SIGINT
+(a second signal exits at once).
 ";
 
 /// Handles the command line; `Some(exit code)` when the run is over.

@@ -1,7 +1,7 @@
 //! Deploys a folder to S3 and invalidates CloudFront, as a Bitbucket Pipe.
 //! This file wires the layers together and decides nothing: configuration
 //! → credentials → the S3 store and CloudFront → the run, heard by the
-//! console and the JSON record → the exit code.
+//! console and the JSON record, stoppable by SIGTERM/SIGINT → the exit code.
 
 mod config;
 mod edge;
@@ -11,6 +11,7 @@ mod model;
 mod plan;
 mod report;
 mod run;
+mod stop;
 #[cfg(test)]
 mod tests;
 
@@ -18,32 +19,41 @@ use std::process::ExitCode;
 
 use edge::{auth, cloudfront::CloudFront, s3::S3Store};
 use run::events::{Event, Listeners, Sink, timed};
-use run::{PipeError, invalidate::PACING};
+use run::{PipeError, invalidate::PACING, unless_stopped};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     if let Some(code) = help::handle(&std::env::args().skip(1).collect::<Vec<_>>()) {
         return ExitCode::from(code);
     }
+    let (stopper, stop) = stop::channel();
+    tokio::spawn(edge::signals::listen(stopper));
     let console = report::Console::init(config::debug_requested());
     let record = report::Record::new(config::report_file_from_env());
     let listeners = Listeners(vec![&record, &console]);
-    let result = wire(&console, &listeners).await;
+    let result = wire(&console, &stop, &listeners).await;
     listeners.event(&Event::Finished(&result));
     report::exit_code(&result)
 }
 
-async fn wire(console: &report::Console, sink: &Listeners<'_>) -> Result<(), PipeError> {
+async fn wire(
+    console: &report::Console,
+    stop: &stop::Stop,
+    sink: &Listeners<'_>,
+) -> Result<(), PipeError> {
     let config = config::Config::from_env()?;
     if config.quiet {
         console.quiet();
     }
-    let credentials = auth::load(&config.region, &config.credentials);
-    let sdk = timed(sink, "credentials", credentials).await?;
+    let credentials = auth::load(&config.region, &config.credentials, &config.network);
+    let sdk = unless_stopped(stop, async {
+        Ok(timed(sink, "credentials", credentials).await?)
+    })
+    .await?;
     let (bucket, path_style) = config
         .deploy
         .as_ref()
         .map_or(("", false), |d| (d.bucket.as_str(), d.force_path_style));
     let store = S3Store::new(&sdk, bucket, path_style);
-    run::run(&config, &store, &CloudFront::new(&sdk), PACING, sink).await
+    run::run(&config, &store, &CloudFront::new(&sdk), PACING, stop, sink).await
 }

@@ -346,6 +346,16 @@ pub struct RemoteObject {
     pub etag: ETag,
 }
 
+/// A multipart upload that was started and neither completed nor aborted:
+/// S3 bills its parts until it is aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteUpload {
+    pub key: Key,
+    pub upload_id: String,
+    /// When it was initiated, in seconds since the Unix epoch.
+    pub initiated: Option<i64>,
+}
+
 /// One object to write: its body streamed from `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {

@@ -17,6 +17,7 @@ use crate::report::Record;
 use crate::run::events::{Event, Sink};
 use crate::run::invalidate::Pacing;
 use crate::run::{self, PipeError};
+use crate::stop::{self, Signal, Stop};
 
 const FAST: Pacing = Pacing {
     first_retry: Duration::from_millis(1),
@@ -59,8 +60,17 @@ async fn deploy<S: ObjectStore>(
     cdn: &MemoryCdn,
     config: &Config,
 ) -> (Result<(), PipeError>, Value) {
+    deploy_until(store, cdn, config, &Stop::never()).await
+}
+
+async fn deploy_until<S: ObjectStore>(
+    store: &S,
+    cdn: &MemoryCdn,
+    config: &Config,
+    stop: &Stop,
+) -> (Result<(), PipeError>, Value) {
     let record = Record::new(None);
-    let result = run::run(config, store, cdn, FAST, &record).await;
+    let result = run::run(config, store, cdn, FAST, stop, &record).await;
     record.event(&Event::Finished(&result));
     (result, record.json())
 }
@@ -347,4 +357,151 @@ fn a_validation_failure_is_recorded_with_every_error() {
             .unwrap()
             .starts_with("Validation errors:")
     );
+}
+
+/// A file of `mib` MiB: uploaded in parts.
+fn big(root: &Path, name: &str, mib: usize) {
+    std::fs::write(root.join(name), vec![b'x'; mib * 1024 * 1024]).unwrap();
+}
+
+#[tokio::test]
+async fn a_stop_mid_wave_aborts_the_multipart_upload_and_starts_nothing_later() {
+    let store = MemoryStore::default();
+    let dir = site(&[("old.js", "1"), ("index.html", "1")]);
+    let config = config(
+        dir.path(),
+        &[("CONCURRENCY", "1"), ("DISTRIBUTION_ID", "E1")],
+    );
+    deploy(&store, &cdn(), &config).await.0.unwrap();
+    std::fs::remove_file(dir.path().join("old.js")).unwrap();
+    big(dir.path(), "a-big.bin", 9);
+    write(dir.path(), &[("b.js", "2"), ("index.html", "2")]);
+
+    // SIGTERM arrives while the big file's multipart upload is under way.
+    let (stopper, stop) = stop::channel();
+    let faulty = FailureStore::new(store, |op: &Op| {
+        if let Op::Put(u) = op {
+            if u.key.as_str() == "p/a-big.bin" {
+                stopper.stop(Signal::Term);
+            }
+        }
+        None
+    });
+    let cdn = cdn();
+    let (result, report) = deploy_until(&faulty, &cdn, &config, &stop).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.signal(), Some(Signal::Term));
+    assert_eq!(
+        err.to_string(),
+        "stopped by SIGTERM after 0 of 3 uploads; nothing deleted"
+    );
+    assert_eq!(Signal::Term.exit_code(), 143);
+    // The upload was created, then aborted: nothing is left to bill.
+    assert!(faulty.inner.incomplete().is_empty());
+    assert!(
+        faulty
+            .inner
+            .log()
+            .contains(&"ABORT p/a-big.bin".to_string())
+    );
+    // Nothing after it started: not the asset queued behind it (one
+    // request at a time), not the page, not the delete, not the manifest,
+    // not the invalidation.
+    assert_eq!(faulty.calls("PutObject"), 1);
+    assert_eq!(faulty.calls("DeleteObjects"), 0);
+    assert!(cdn.created().is_empty());
+    assert_eq!(
+        outcomes(&report),
+        BTreeMap::from([
+            ("p/a-big.bin".into(), fate("upload", "failed")),
+            ("p/b.js".into(), fate("upload", "not attempted")),
+            ("p/index.html".into(), fate("upload", "not attempted")),
+            ("p/old.js".into(), fate("delete", "not attempted")),
+        ])
+    );
+    assert_eq!(report["success"], false);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped by SIGTERM")
+    );
+
+    let (result, report) = deploy(&faulty.inner, &cdn, &config).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["uploaded"], 3);
+    assert_eq!(report["totals"]["deleted"], 1);
+}
+
+#[tokio::test]
+async fn a_stop_before_the_plan_writes_nothing() {
+    let store = MemoryStore::default();
+    let dir = site(&[("index.html", "1")]);
+    let (stopper, stop) = stop::channel();
+    stopper.stop(Signal::Int);
+    let (result, report) = deploy_until(&store, &cdn(), &config(dir.path(), &[]), &stop).await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stopped by SIGINT before any upload; nothing deleted"
+    );
+    assert_eq!(
+        crate::report::exit_code(&Err(err)),
+        std::process::ExitCode::from(130)
+    );
+    assert!(store.writes().is_empty());
+    assert_eq!(report["success"], false);
+}
+
+#[tokio::test]
+async fn stale_incomplete_uploads_under_the_prefix_are_aborted_and_others_kept() {
+    let store = MemoryStore::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    store.start_upload("p/old.bin", now - 7200);
+    store.start_upload("p/recent.bin", now - 60);
+    store.start_upload("p2/old.bin", now - 7200);
+    store.start_upload("other/old.bin", now - 7200);
+    let dir = site(&[("index.html", "1")]);
+    let (result, report) = deploy(&store, &cdn(), &config(dir.path(), &[])).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["incomplete_uploads_aborted"], 1);
+    let left: Vec<String> = store
+        .incomplete()
+        .iter()
+        .map(|u| u.key.to_string())
+        .collect();
+    assert_eq!(left, ["p/recent.bin", "p2/old.bin", "other/old.bin"]);
+
+    // Off with 0; listed but not aborted in a dry run.
+    store.start_upload("p/old2.bin", now - 7200);
+    let off = config(dir.path(), &[("ABORT_INCOMPLETE_UPLOADS_AFTER", "0")]);
+    deploy(&store, &cdn(), &off).await.0.unwrap();
+    let dry = config(
+        dir.path(),
+        &[
+            ("DRY_RUN", "true"),
+            ("ABORT_INCOMPLETE_UPLOADS_AFTER", "30s"),
+        ],
+    );
+    let (_, report) = deploy(&store, &cdn(), &dry).await;
+    assert_eq!(report["totals"]["incomplete_uploads_aborted"], 0);
+    assert_eq!(store.incomplete().len(), 4);
+}
+
+#[tokio::test]
+async fn a_sweep_the_role_may_not_do_is_a_warning_not_a_failure() {
+    let dir = site(&[("index.html", "1")]);
+    let faulty = FailureStore::new(MemoryStore::default(), |op: &Op| match op {
+        Op::ListUploads(_) => Some(StoreError {
+            code: Some("AccessDenied".into()),
+            ..op.internal_error()
+        }),
+        _ => None,
+    });
+    let (result, report) = deploy(&faulty, &cdn(), &config(dir.path(), &[])).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["uploaded"], 1);
 }

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -142,3 +143,40 @@ def test_deploy_and_invalidation_in_one_step(tmp_path, moto, s3, bucket):
     assert "✔ Successfully created a cloudfront invalidation:" in proc.output
     report = tmp_path / ".bitbucket/pipelines/generated/pipeline/pipes/s3-cloudfront-deploy/report.json"
     assert report.exists(), "the report lands in the shared pipe storage, inside the clone"
+
+
+def test_docker_kill_term_stops_the_pipe_clean(tmp_path, moto, s3, bucket):
+    """PID 1 gets no default action for SIGTERM: the pipe handles it itself."""
+    from test_stops import incomplete_uploads, proxy_for, site_with_big_file, wait_for_upload_in_flight
+
+    clone = tmp_path / "clone"
+    site_with_big_file(clone / "public")
+    proxy = proxy_for(moto, part_delay=1.0)
+    name = f"pipe-stop-{bucket}"
+    variables = {
+        "S3_BUCKET": bucket,
+        "LOCAL_PATH": "public",
+        "AWS_ACCESS_KEY_ID": STATIC_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": STATIC_SECRET,
+        "AWS_ENDPOINT_URL": proxy.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "BITBUCKET_BUILD_NUMBER": "78",
+    }
+    args = ["docker", "run", "--name", name, "--network", "host", "-v", f"{clone}:{BUILD_DIR}", "-w", BUILD_DIR]
+    for key, value in variables.items():
+        args += ["-e", f"{key}={value}"]
+    proc = subprocess.Popen([*args, IMAGE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_upload_in_flight(s3, bucket, proc)
+        sent = time.monotonic()
+        assert docker("kill", "-s", "TERM", name).returncode == 0
+        output, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+        code = json.loads(docker("inspect", name).stdout)[0]["State"]["ExitCode"]
+    finally:
+        proxy.stop()
+        docker("rm", "-f", name)
+    assert code == 143, output
+    assert took <= 2.5, took
+    assert "✖ stopped by SIGTERM" in output
+    assert incomplete_uploads(s3, bucket) == []

@@ -11,6 +11,7 @@ pub mod rules_file;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -79,6 +80,11 @@ struct RawEnv {
     precompressed: Option<String>,
     manifest: Option<String>,
     manifest_key: Option<String>,
+    aws_max_attempts: Option<String>,
+    aws_retry_mode: Option<String>,
+    connect_timeout: Option<String>,
+    read_timeout: Option<String>,
+    abort_incomplete_uploads_after: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +97,8 @@ pub struct Config {
     pub cdn: Option<Cdn>,
     /// Only errors and the final line (`--only-show-errors`, `--quiet`).
     pub quiet: bool,
+    /// Retries and timeouts of every AWS request.
+    pub network: Network,
 }
 
 /// The report's name in BITBUCKET_PIPE_SHARED_STORAGE_DIR.
@@ -120,7 +128,46 @@ pub struct Deploy {
     pub precompressed: bool,
     /// The deploy manifest's full key; `None` when MANIFEST is off.
     pub manifest_key: Option<Key>,
+    /// Incomplete multipart uploads under the prefix older than this are
+    /// aborted; `None` turns the sweep off.
+    pub abort_incomplete_after: Option<Duration>,
 }
+
+/// How the SDK retries a failed request (the AWS SDKs' retry modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Exponential backoff with jitter, up to the attempts.
+    Standard,
+    /// Standard, and the client slows its own request rate when S3
+    /// answers 503 SlowDown.
+    Adaptive,
+}
+
+/// Retries and timeouts of every request to AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    /// Attempts per request, the first included (AWS_MAX_ATTEMPTS).
+    pub max_attempts: u32,
+    pub retry_mode: RetryMode,
+    /// To open a connection (CONNECT_TIMEOUT).
+    pub connect_timeout: Duration,
+    /// From sending a request to the first byte of its answer, the body
+    /// sent included, so it must carry a whole 8 MiB part (READ_TIMEOUT).
+    pub read_timeout: Duration,
+}
+
+/// A deploy is thousands of requests: three attempts (the SDK's default)
+/// fail one in a few hundred of them when S3 answers 503 SlowDown.
+pub const DEFAULT_NETWORK: Network = Network {
+    max_attempts: 10,
+    retry_mode: RetryMode::Standard,
+    connect_timeout: Duration::from_secs(10),
+    read_timeout: Duration::from_secs(60),
+};
+
+/// aws-cli's and S3 lifecycle rules' usual choice is days; an hour is long
+/// enough that no running deploy of ours is still uploading.
+pub const DEFAULT_ABORT_INCOMPLETE_AFTER: Duration = Duration::from_secs(3600);
 
 pub const DEFAULT_WAIT_TIMEOUT: u64 = 900;
 /// CloudFront's free tier covers 1,000 paths a month: 15 per deploy leaves
@@ -355,6 +402,29 @@ impl Config {
             s3_endpoint.is_some(),
         );
 
+        let network = Network {
+            max_attempts: v.count(
+                "AWS_MAX_ATTEMPTS",
+                raw.aws_max_attempts.as_deref(),
+                1..=100,
+                DEFAULT_NETWORK.max_attempts as usize,
+            ) as u32,
+            retry_mode: v.retry_mode(raw.aws_retry_mode.as_deref()),
+            connect_timeout: v
+                .duration("CONNECT_TIMEOUT", raw.connect_timeout.as_deref())
+                .filter(|d| !d.is_zero())
+                .unwrap_or(DEFAULT_NETWORK.connect_timeout),
+            read_timeout: v
+                .duration("READ_TIMEOUT", raw.read_timeout.as_deref())
+                .filter(|d| !d.is_zero())
+                .unwrap_or(DEFAULT_NETWORK.read_timeout),
+        };
+        let abort_incomplete_after = match raw.abort_incomplete_uploads_after.as_deref() {
+            None => Some(DEFAULT_ABORT_INCOMPLETE_AFTER),
+            Some(age) => v
+                .duration("ABORT_INCOMPLETE_UPLOADS_AFTER", Some(age))
+                .filter(|d| !d.is_zero()),
+        };
         let cdn = v.cdn(&raw);
         if let Some(url) = &raw.aws_endpoint_url_cloudfront {
             v.url("AWS_ENDPOINT_URL_CLOUDFRONT", url);
@@ -410,8 +480,10 @@ impl Config {
                 rules,
                 precompressed,
                 manifest_key,
+                abort_incomplete_after,
             }),
             quiet: extra.quiet,
+            network,
             cdn,
         })
     }
@@ -711,6 +783,39 @@ impl Validator<'_> {
             .ok()
     }
 
+    /// `30s`, `90m`, `1h`, `7d` (humantime's units, from seconds up); `0`
+    /// for none. `None` when absent or invalid (the error is recorded).
+    fn duration(&mut self, var: &str, value: Option<&str>) -> Option<Duration> {
+        let value = value?.trim();
+        if value == "0" {
+            return Some(Duration::ZERO);
+        }
+        humantime::parse_duration(value)
+            .map_err(|e| {
+                self.errors.add(
+                    var,
+                    format!("{value:?} is not a duration ({e}): write e.g. 30s, 90m, 1h or 7d"),
+                )
+            })
+            .ok()
+    }
+
+    fn retry_mode(&mut self, value: Option<&str>) -> RetryMode {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("standard") => RetryMode::Standard,
+            Some("adaptive") => RetryMode::Adaptive,
+            // The AWS SDK for Rust has no legacy mode; standard is its successor.
+            Some("legacy") => RetryMode::Standard,
+            Some(other) => {
+                self.errors.add(
+                    "AWS_RETRY_MODE",
+                    format!("{other:?} is not a retry mode: use standard or adaptive"),
+                );
+                RetryMode::Standard
+            }
+        }
+    }
+
     fn url(&mut self, var: &str, value: &str) {
         let ok = value.starts_with("http://") || value.starts_with("https://");
         if !ok {
@@ -937,6 +1042,55 @@ mod tests {
         assert_eq!(
             report_file(&with_file, Path::new("/w")),
             Some(PathBuf::from("/w/out/r.json"))
+        );
+    }
+
+    #[test]
+    fn retries_timeouts_and_the_sweep_age() {
+        let c = Config::from_vars(base(&[]), &cwd()).unwrap();
+        assert_eq!(c.network, DEFAULT_NETWORK);
+        let d = c.deploy.unwrap();
+        assert_eq!(d.abort_incomplete_after, Some(Duration::from_secs(3600)));
+        let c = Config::from_vars(
+            base(&[
+                ("AWS_MAX_ATTEMPTS", "4"),
+                ("AWS_RETRY_MODE", "Adaptive"),
+                ("CONNECT_TIMEOUT", "2s"),
+                ("READ_TIMEOUT", "5m"),
+                ("ABORT_INCOMPLETE_UPLOADS_AFTER", "0"),
+            ]),
+            &cwd(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.network,
+            Network {
+                max_attempts: 4,
+                retry_mode: RetryMode::Adaptive,
+                connect_timeout: Duration::from_secs(2),
+                read_timeout: Duration::from_secs(300),
+            }
+        );
+        assert_eq!(c.deploy.unwrap().abort_incomplete_after, None);
+        let e = Config::from_vars(
+            base(&[
+                ("AWS_MAX_ATTEMPTS", "0"),
+                ("AWS_RETRY_MODE", "forever"),
+                ("READ_TIMEOUT", "soon"),
+                ("ABORT_INCOMPLETE_UPLOADS_AFTER", "1 fortnight"),
+            ]),
+            &cwd(),
+        )
+        .unwrap_err();
+        let vars: Vec<&str> = e.0.keys().map(String::as_str).collect();
+        assert_eq!(
+            vars,
+            [
+                "ABORT_INCOMPLETE_UPLOADS_AFTER",
+                "AWS_MAX_ATTEMPTS",
+                "AWS_RETRY_MODE",
+                "READ_TIMEOUT"
+            ]
         );
     }
 

@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider, future};
@@ -13,6 +15,7 @@ use aws_sdk_sts::error::DisplayErrorContext;
 use tracing::info;
 
 use crate::config::credentials::Source;
+use crate::config::{Network, RetryMode};
 use crate::model::Secret;
 
 /// An access key id as it may be shown: the first four and last four characters.
@@ -54,7 +57,7 @@ impl AuthError {
                     "ExpiredTokenException" | "ExpiredToken" => {
                         "the OIDC token has expired: Bitbucket issues it when the step starts, so rerun the step"
                     }
-                    "Unreachable" => "STS could not be reached: check the network and AWS_ENDPOINT_URL_STS",
+                    "Unreachable" | "Timeout" => "STS could not be reached: check the network and AWS_ENDPOINT_URL_STS",
                     _ => "check AWS_OIDC_ROLE_ARN and the role's trust policy",
                 }
                 .to_string(),
@@ -69,11 +72,26 @@ impl AuthError {
 }
 
 /// The SDK configuration every client shares: region, endpoint overrides
-/// from `AWS_ENDPOINT_URL[_S3|_STS|_CLOUDFRONT]`, and the chosen credentials,
+/// from `AWS_ENDPOINT_URL[_S3|_STS|_CLOUDFRONT]`, retries and timeouts, and
+/// the chosen credentials,
 /// resolved once here so a credential problem is reported before any work.
-pub async fn load(region: &str, source: &Source) -> Result<SdkConfig, AuthError> {
-    let loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
+pub async fn load(
+    region: &str,
+    source: &Source,
+    network: &Network,
+) -> Result<SdkConfig, AuthError> {
+    let retry = match network.retry_mode {
+        RetryMode::Standard => RetryConfig::standard(),
+        RetryMode::Adaptive => RetryConfig::adaptive(),
+    };
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(network.connect_timeout)
+        .read_timeout(network.read_timeout)
+        .build();
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(retry.with_max_attempts(network.max_attempts))
+        .timeout_config(timeouts);
     match source {
         Source::Oidc {
             role_arn,

@@ -50,7 +50,7 @@ impl CdnError {
                 "CloudFront allows 3,000 paths and 15 wildcards in progress per distribution: \
                  raise WAIT_TIMEOUT, or lower INVALIDATION_MAX_PATHS"
             }
-            "Unreachable" => {
+            "Unreachable" | "Timeout" => {
                 "CloudFront could not be reached: check the network and AWS_ENDPOINT_URL_CLOUDFRONT"
             }
             _ => return None,

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::stop::Stop;
 
 use super::store::{DeleteFailure, ObjectStore, StoreError};
 
@@ -20,6 +21,8 @@ pub enum Op<'a> {
     Headers(&'a Key),
     Copy(&'a Upload),
     Delete(&'a [Key]),
+    ListUploads(&'a Prefix),
+    Abort(&'a IncompleteUpload),
 }
 
 impl Op<'_> {
@@ -32,6 +35,8 @@ impl Op<'_> {
             Op::Get(_) => "GetObject",
             Op::Copy(_) => "CopyObject",
             Op::Delete(_) => "DeleteObjects",
+            Op::ListUploads(_) => "ListMultipartUploads",
+            Op::Abort(_) => "AbortMultipartUpload",
         }
     }
 
@@ -40,7 +45,8 @@ impl Op<'_> {
         match self {
             Op::FirstPartSize(k) | Op::Get(k) | Op::Headers(k) => Some(k),
             Op::Put(u) | Op::Copy(u) => Some(&u.key),
-            Op::List(_) | Op::Delete(_) => None,
+            Op::Abort(u) => Some(&u.key),
+            Op::List(_) | Op::Delete(_) | Op::ListUploads(_) => None,
         }
     }
 
@@ -48,7 +54,7 @@ impl Op<'_> {
     /// key of a delete batch.
     pub fn target(&self) -> String {
         match self {
-            Op::List(prefix) => prefix.list_prefix(),
+            Op::List(prefix) | Op::ListUploads(prefix) => prefix.list_prefix(),
             Op::Delete(keys) => keys.first().map_or_else(String::new, |k| k.to_string()),
             _ => self.key().map_or_else(String::new, |k| k.to_string()),
         }
@@ -110,9 +116,20 @@ where
         self.check(Op::FirstPartSize(key))?;
         self.inner.first_part_size(key).await
     }
-    async fn put(&self, upload: &Upload) -> Result<ETag, StoreError> {
+    async fn put(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
         self.check(Op::Put(upload))?;
-        self.inner.put(upload).await
+        self.inner.put(upload, stop).await
+    }
+    async fn incomplete_uploads(
+        &self,
+        prefix: &Prefix,
+    ) -> Result<Vec<IncompleteUpload>, StoreError> {
+        self.check(Op::ListUploads(prefix))?;
+        self.inner.incomplete_uploads(prefix).await
+    }
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<(), StoreError> {
+        self.check(Op::Abort(upload))?;
+        self.inner.abort_upload(upload).await
     }
     async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         self.check(Op::Get(key))?;

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::etag::{self, in_parts, part_size};
-use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::stop::Stop;
 
 use super::store::{DELETE_BATCH, DeleteFailure, ObjectStore, StoreError};
 
@@ -20,6 +21,8 @@ struct Stored {
 #[derive(Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<Key, Stored>>,
+    /// Multipart uploads started and neither completed nor aborted.
+    incomplete: Mutex<Vec<IncompleteUpload>>,
     /// Every write and HeadObject, in order, as `PUT key`, `COPY key`,
     /// `DELETE key`, `HEAD key`.
     log: Mutex<Vec<String>>,
@@ -54,6 +57,22 @@ impl MemoryStore {
         objects.get(key).map(|s| s.headers.clone())
     }
 
+    /// Starts a multipart upload and leaves it, as a killed deploy would.
+    pub fn start_upload(&self, key: &str, initiated: i64) -> IncompleteUpload {
+        let mut incomplete = self.incomplete.lock().unwrap();
+        let upload = IncompleteUpload {
+            key: Key::new(key),
+            upload_id: format!("upload-{}", incomplete.len() + 1),
+            initiated: Some(initiated),
+        };
+        incomplete.push(upload.clone());
+        upload
+    }
+
+    pub fn incomplete(&self) -> Vec<IncompleteUpload> {
+        self.incomplete.lock().unwrap().clone()
+    }
+
     fn record(&self, entry: String) {
         self.log.lock().unwrap().push(entry);
     }
@@ -76,7 +95,7 @@ impl ObjectStore for MemoryStore {
             .and_then(|s| s.part_size.map(|p| p.min(s.object.size))))
     }
 
-    async fn put(&self, upload: &Upload) -> Result<ETag, StoreError> {
+    async fn put(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
         let read_error = |e: std::io::Error| StoreError {
             operation: "reading",
             target: upload.path.display().to_string(),
@@ -84,6 +103,27 @@ impl ObjectStore for MemoryStore {
             message: e.to_string(),
         };
         let parts = in_parts(upload.size).then(|| part_size(upload.size));
+        if parts.is_some() {
+            // As S3 does: the upload exists from its creation until it is
+            // completed or aborted; other tasks run in between.
+            let started = self.start_upload(&upload.key, 0);
+            tokio::task::yield_now().await;
+            if let Some(signal) = stop.requested() {
+                self.abort_upload(&started).await?;
+                return Err(StoreError::stopped(
+                    "UploadPart",
+                    upload.key.to_string(),
+                    signal,
+                ));
+            }
+            self.incomplete.lock().unwrap().retain(|u| *u != started);
+        } else if let Some(signal) = stop.requested() {
+            return Err(StoreError::stopped(
+                "PutObject",
+                upload.key.to_string(),
+                signal,
+            ));
+        }
         let etag = etag::of_file(&upload.path, parts).map_err(read_error)?;
         let body = std::fs::read(&upload.path).map_err(read_error)?;
         let stored = Stored {
@@ -125,6 +165,24 @@ impl ObjectStore for MemoryStore {
         // S3 keeps the ETag of an object copied onto itself.
         stored.headers = upload.headers();
         Ok(stored.object.etag.clone())
+    }
+
+    async fn incomplete_uploads(
+        &self,
+        prefix: &Prefix,
+    ) -> Result<Vec<IncompleteUpload>, StoreError> {
+        let incomplete = self.incomplete.lock().unwrap();
+        Ok(incomplete
+            .iter()
+            .filter(|u| prefix.contains(&u.key))
+            .cloned()
+            .collect())
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<(), StoreError> {
+        self.record(format!("ABORT {}", upload.key));
+        self.incomplete.lock().unwrap().retain(|u| u != upload);
+        Ok(())
     }
 
     async fn delete(&self, keys: &[Key]) -> Result<Vec<DeleteFailure>, StoreError> {

@@ -14,4 +14,5 @@ pub mod memory_cdn;
 pub mod s3;
 pub mod scan;
 mod sdk_error;
+pub mod signals;
 pub mod store;

@@ -1,7 +1,7 @@
 //! The real bucket: [`ObjectStore`] over the AWS SDK for Rust.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective,
@@ -11,7 +11,8 @@ use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::etag::{in_parts, part_size};
-use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::stop::Stop;
 
 use super::store::{DeleteFailure, ObjectStore, StoreError};
 
@@ -45,10 +46,24 @@ pub struct S3Store {
     bucket: String,
 }
 
+/// How long an abort may take once a stop was requested: the run must end
+/// within Bitbucket's grace period, and what is left is swept next time.
+const ABORT_WITHIN: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl S3Store {
+    /// A store for `bucket`. Retries follow the SDK configuration's
+    /// attempts and mode, per request: the SDK's shared retry quota (500
+    /// tokens, 5 per failed retry) would give up on a deploy of thousands
+    /// of requests through a few percent of 503 SlowDown, so this client
+    /// has a partition of its own without one.
     pub fn new(sdk: &aws_config::SdkConfig, bucket: &str, force_path_style: bool) -> Self {
+        use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
+        let partition = RetryPartition::custom("s3-cloudfront-deploy")
+            .token_bucket(TokenBucket::unlimited())
+            .build();
         let conf = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(force_path_style)
+            .retry_partition(partition)
             .build();
         S3Store {
             client: Client::from_conf(conf),
@@ -75,7 +90,7 @@ impl S3Store {
         Ok(ETag::new(out.e_tag().unwrap_or_default()))
     }
 
-    async fn put_multipart(&self, upload: &Upload) -> Result<ETag, StoreError> {
+    async fn put_multipart(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
         let request = self
             .client
             .create_multipart_upload()
@@ -86,25 +101,32 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| store_error("CreateMultipartUpload", self.url(&upload.key), e))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.upload_parts(upload, &upload_id).await;
+        let incomplete = IncompleteUpload {
+            key: upload.key.clone(),
+            upload_id: created.upload_id().unwrap_or_default().to_string(),
+            initiated: None,
+        };
+        // A stop that came while the upload was being created is seen here,
+        // first, so that the upload is aborted before any part is sent.
+        let result = tokio::select! {
+            biased;
+            signal = stop.wait() => Err(StoreError::stopped("UploadPart", self.url(&upload.key), signal)),
+            result = self.upload_parts(upload, &incomplete.upload_id) => result,
+        };
         if result.is_err() {
             // An unfinished upload is billed until aborted; the error that
             // matters to the user is the part's, so this one is only logged.
-            if let Err(e) = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(upload.key.as_str())
-                .upload_id(&upload_id)
-                .send()
-                .await
-            {
-                tracing::warn!(
-                    "could not abort the multipart upload of {}: {}",
-                    upload.key,
-                    DisplayErrorContext(e)
-                );
+            let aborted = tokio::time::timeout(ABORT_WITHIN, self.abort_upload(&incomplete)).await;
+            match aborted {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    "could not abort the multipart upload of {}: {e}",
+                    upload.key
+                ),
+                Err(_) => tracing::warn!(
+                    "the abort of the multipart upload of {} took too long: the next deploy sweeps it",
+                    upload.key
+                ),
             }
         }
         result
@@ -213,11 +235,76 @@ impl ObjectStore for S3Store {
             .map(|n| n.max(0) as u64))
     }
 
-    async fn put(&self, upload: &Upload) -> Result<ETag, StoreError> {
+    async fn put(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
         if in_parts(upload.size) {
-            self.put_multipart(upload).await
-        } else {
-            self.put_single(upload).await
+            return self.put_multipart(upload, stop).await;
+        }
+        // A PutObject cut short creates nothing.
+        tokio::select! {
+            biased;
+            signal = stop.wait() => Err(StoreError::stopped("PutObject", self.url(&upload.key), signal)),
+            result = self.put_single(upload) => result,
+        }
+    }
+
+    async fn incomplete_uploads(
+        &self,
+        prefix: &Prefix,
+    ) -> Result<Vec<IncompleteUpload>, StoreError> {
+        let list_prefix = prefix.list_prefix();
+        let mut found = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&list_prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| store_error("ListMultipartUploads", self.url(&list_prefix), e))?;
+            for u in page.uploads() {
+                let key = Key::new(u.key().unwrap_or_default());
+                // The listing is by prefix; this keeps `site2/` out of `site`.
+                if prefix.contains(&key) {
+                    found.push(IncompleteUpload {
+                        key,
+                        upload_id: u.upload_id().unwrap_or_default().to_string(),
+                        initiated: u.initiated().map(|t| t.secs()),
+                    });
+                }
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(found);
+            }
+            key_marker = page.next_key_marker().map(String::from);
+            id_marker = page.next_upload_id_marker().map(String::from);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(upload.key.as_str())
+            .upload_id(&upload.upload_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already gone: completed or aborted by someone else.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
+            Err(e) => Err(store_error(
+                "AbortMultipartUpload",
+                self.url(&upload.key),
+                e,
+            )),
         }
     }
 

@@ -1,5 +1,6 @@
 //! How any AWS SDK error becomes the code and message this crate reports:
-//! the service's own when it answered, `Unreachable` when the network failed.
+//! the service's own when it answered, `Timeout` when it did not answer
+//! within the configured timeouts, `Unreachable` when the network failed.
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
@@ -8,16 +9,16 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let unreachable = match err {
-        SdkError::DispatchFailure(f) => f.is_io() || f.is_timeout(),
-        SdkError::TimeoutError(_) => true,
-        _ => false,
+    let local = match err {
+        SdkError::DispatchFailure(f) if f.is_timeout() => Some("Timeout"),
+        SdkError::TimeoutError(_) => Some("Timeout"),
+        SdkError::DispatchFailure(f) if f.is_io() => Some("Unreachable"),
+        _ => None,
     };
-    let code = if unreachable {
-        Some("Unreachable".to_string())
-    } else {
-        err.code().map(String::from)
-    };
+    let unreachable = local.is_some();
+    let code = local
+        .map(String::from)
+        .or_else(|| err.code().map(String::from));
     let message = match err.message() {
         Some(m) if !unreachable => m.to_string(),
         _ => DisplayErrorContext(err).to_string(),

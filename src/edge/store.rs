@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::stop::{Signal, Stop};
 
 /// A failed call to the store, with what the user needs to act on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -17,6 +18,16 @@ pub struct StoreError {
 }
 
 impl StoreError {
+    /// The error of a call cut short by a stop request.
+    pub fn stopped(operation: &'static str, target: String, signal: Signal) -> Self {
+        StoreError {
+            operation,
+            target,
+            code: Some(STOPPED.into()),
+            message: format!("stopped by {}", signal.name()),
+        }
+    }
+
     /// What the user should do about this error, when we know.
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self.code.as_deref()? {
@@ -44,6 +55,10 @@ impl StoreError {
             "ExpiredToken" | "ExpiredTokenException" | "InvalidToken" => {
                 "the session credentials have expired or are invalid: refresh AWS_SESSION_TOKEN or use OIDC"
             }
+            "Timeout" => {
+                "S3 did not answer in time: check the network; on a slow link raise READ_TIMEOUT \
+                 (a request must carry a whole part, 8 MiB, within it)"
+            }
             "Unreachable" => {
                 "the S3 endpoint could not be reached: check the network, AWS_DEFAULT_REGION and AWS_ENDPOINT_URL"
             }
@@ -51,6 +66,8 @@ impl StoreError {
         })
     }
 }
+
+const STOPPED: &str = "Stopped";
 
 /// A failed key of a batch delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +98,28 @@ pub trait ObjectStore: Sync {
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Writes one object, in parts when [`crate::etag::in_parts`] says so,
-    /// of [`crate::etag::part_size`]; returns the ETag S3 gave it.
-    fn put(&self, upload: &Upload) -> impl Future<Output = Result<ETag, StoreError>> + Send;
+    /// of [`crate::etag::part_size`]; returns the ETag S3 gave it. When
+    /// `stop` fires it returns [`StoreError::stopped`] promptly and leaves
+    /// no incomplete multipart upload behind (one whose creation was under
+    /// way is aborted as soon as its id is known).
+    fn put(
+        &self,
+        upload: &Upload,
+        stop: &Stop,
+    ) -> impl Future<Output = Result<ETag, StoreError>> + Send;
+
+    /// The multipart uploads under `prefix` that were started and neither
+    /// completed nor aborted.
+    fn incomplete_uploads(
+        &self,
+        prefix: &Prefix,
+    ) -> impl Future<Output = Result<Vec<IncompleteUpload>, StoreError>> + Send;
+
+    /// Aborts a multipart upload, freeing its parts.
+    fn abort_upload(
+        &self,
+        upload: &IncompleteUpload,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// An object's bytes (for the small deploy manifest); `None` if absent.
     fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;

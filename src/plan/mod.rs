@@ -10,6 +10,7 @@ pub mod guard;
 pub mod invalidation;
 pub mod manifest;
 pub mod rules;
+pub mod uploads;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

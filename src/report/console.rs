@@ -109,6 +109,8 @@ pub struct Console {
 struct State {
     phases: Vec<(&'static str, Duration)>,
     excluded: usize,
+    /// Incomplete uploads aborted by the sweep, when it ran.
+    aborted: Option<usize>,
     summary: Option<Summary>,
     results: Vec<String>,
 }
@@ -117,6 +119,7 @@ struct State {
 struct Summary {
     rows: [(&'static str, usize, u64); 5],
     excluded: usize,
+    aborted: Option<usize>,
 }
 
 impl Console {
@@ -155,6 +158,28 @@ impl Sink for Console {
                 } else {
                     String::new()
                 }
+            ),
+            Event::Swept {
+                stale,
+                aborted,
+                max_age,
+                dry_run,
+            } => {
+                state.aborted = Some(*aborted);
+                let age = humantime::format_duration(*max_age);
+                if *dry_run && *stale > 0 {
+                    info!(
+                        "(dryrun) would abort {stale} incomplete multipart uploads older than {age}"
+                    );
+                } else if *stale > 0 {
+                    info!(
+                        "Aborted {aborted} of {stale} incomplete multipart uploads older than {age}"
+                    );
+                }
+            }
+            Event::SweepFailed { error } => warn!(
+                "{error}: incomplete multipart uploads are not swept (grant s3:ListBucketMultipartUploads \
+                 and s3:AbortMultipartUpload, or set ABORT_INCOMPLETE_UPLOADS_AFTER to 0)"
             ),
             Event::ManifestUnreadable { key } => {
                 warn!("The deploy manifest {key} is unreadable: it will be rewritten")
@@ -222,7 +247,7 @@ impl Sink for Console {
             } => {
                 let line = deployed_line(plan, done, *dry_run, *took);
                 state.results.push(line);
-                state.summary = Some(summary_of(plan, done, state.excluded));
+                state.summary = Some(summary_of(plan, done, state.excluded, state.aborted));
             }
             Event::NothingToInvalidate => {
                 info!("Nothing changed: no CloudFront invalidation is needed")
@@ -368,7 +393,7 @@ fn deployed_line(plan: &Plan, done: &Outcome, dry_run: bool, took: Duration) -> 
     )
 }
 
-fn summary_of(plan: &Plan, done: &Outcome, excluded: usize) -> Summary {
+fn summary_of(plan: &Plan, done: &Outcome, excluded: usize, aborted: Option<usize>) -> Summary {
     let copied_bytes = plan.copies.iter().map(|c| c.upload.size).sum();
     let deleted_bytes = plan.deletes.iter().map(|d| d.size).sum();
     Summary {
@@ -380,6 +405,7 @@ fn summary_of(plan: &Plan, done: &Outcome, excluded: usize) -> Summary {
             ("kept", plan.kept.len(), 0),
         ],
         excluded,
+        aborted,
     }
 }
 
@@ -392,6 +418,9 @@ fn print_summary(summary: &Summary, phases: &[(&'static str, Duration)]) {
     }
     if summary.excluded > 0 {
         info!("  {:<10} {:>8}", "excluded", summary.excluded);
+    }
+    if let Some(aborted) = summary.aborted {
+        info!("  incomplete multipart uploads aborted: {aborted}");
     }
     if let Some((phase, took)) = phases.iter().max_by_key(|(_, took)| *took) {
         info!("  slowest phase: {phase} ({:.1} s)", took.as_secs_f64());

@@ -44,6 +44,8 @@ pub struct Totals {
     pub deleted: usize,
     pub kept: usize,
     pub excluded: usize,
+    /// Stale incomplete multipart uploads under the prefix, aborted.
+    pub incomplete_uploads_aborted: usize,
 }
 
 /// Whether an object's action happened.
@@ -208,6 +210,7 @@ impl State {
             deleted: done("delete").count(),
             kept: done("keep").count(),
             excluded: self.report.totals.excluded,
+            incomplete_uploads_aborted: self.report.totals.incomplete_uploads_aborted,
         }
     }
 }
@@ -259,6 +262,9 @@ impl Sink for Record {
                     o.outcome = Outcome::Failed;
                     o.error = Some(format!("{}: {}", failure.code, failure.message));
                 }
+            }
+            Event::Swept { aborted, .. } => {
+                state.report.totals.incomplete_uploads_aborted = *aborted;
             }
             Event::Invalidated(inv) => state.report.invalidations.push(InvalidationRecord {
                 distribution_id: inv.distribution_id.clone(),

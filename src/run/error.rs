@@ -8,12 +8,38 @@ use crate::plan::guard::DeleteRefused;
 
 use crate::edge::cdn::CdnError;
 use crate::edge::store::DeleteFailure;
+use crate::stop::Signal;
 
 use super::compress::CompressError;
 use super::evidence::CompareError;
 
+/// Where a run was when a signal stopped it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub signal: Signal,
+    /// Uploads (and header fixes) done, and planned; `None` before the plan.
+    pub uploads: Option<(usize, usize)>,
+    pub deleted: usize,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped by {}", self.signal.name())?;
+        match self.uploads {
+            Some((done, planned)) => write!(f, " after {done} of {planned} uploads")?,
+            None => write!(f, " before any upload")?,
+        }
+        match self.deleted {
+            0 => write!(f, "; nothing deleted"),
+            n => write!(f, "; {n} deleted"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    #[error("{0}")]
+    Stopped(Stopped),
     #[error("{} of {attempted} uploads failed; {} deletes skipped so nothing is lost", failed.len(), skipped_deletes)]
     Uploads {
         failed: Vec<StoreError>,
@@ -57,7 +83,9 @@ pub enum PipeError {
     #[error(transparent)]
     Compress(#[from] CompressError),
     #[error("Deployment failed: {0}")]
-    Deploy(#[from] DeployError),
+    Deploy(DeployError),
+    #[error("{0}")]
+    Stopped(Stopped),
     #[error("Delete guard: {0}")]
     DeleteRefused(#[from] DeleteRefused),
     #[error("{}CloudFront invalidation failed: {source}", if *deployed { "The files are deployed but not invalidated. " } else { "" })]
@@ -67,7 +95,24 @@ pub enum PipeError {
     },
 }
 
+impl From<DeployError> for PipeError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::Stopped(s) => PipeError::Stopped(s),
+            other => PipeError::Deploy(other),
+        }
+    }
+}
+
 impl PipeError {
+    /// The signal that stopped the run, if one did.
+    pub fn signal(&self) -> Option<Signal> {
+        match self {
+            PipeError::Stopped(s) => Some(s.signal),
+            _ => None,
+        }
+    }
+
     /// Lines printed under the error: each failure with its hint.
     pub fn details(&self) -> Vec<String> {
         let hint = |e: &StoreError| e.hint().map(|h| format!("Hint: {h}"));
@@ -92,6 +137,11 @@ impl PipeError {
                 source: InvalidateError::Cdn(e),
                 ..
             } => e.hint().map(|h| format!("Hint: {h}")).into_iter().collect(),
+            PipeError::Stopped(_) | PipeError::Deploy(DeployError::Stopped(_)) => vec![
+                "In-flight multipart uploads were aborted and no later step was started. Run the \
+                 deploy again: it uploads only what is still missing."
+                    .into(),
+            ],
             PipeError::Validation(_)
             | PipeError::Scan(_)
             | PipeError::Compare(_)

@@ -53,6 +53,18 @@ pub enum Event<'a> {
         remote: usize,
         excluded: usize,
     },
+    /// The incomplete multipart uploads under the prefix older than
+    /// `max_age` (`stale`), and how many of them were aborted.
+    Swept {
+        stale: usize,
+        aborted: usize,
+        max_age: Duration,
+        dry_run: bool,
+    },
+    /// Listing or aborting incomplete uploads was refused; the deploy goes on.
+    SweepFailed {
+        error: &'a StoreError,
+    },
     /// The deploy manifest could not be read: every key falls back to HeadObject.
     ManifestUnreadable {
         key: &'a Key,

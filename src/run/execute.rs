@@ -2,7 +2,9 @@
 //! documents, then deletes. A step starts only when the one before it fully
 //! succeeded, so a failure never leaves new pages pointing at missing files
 //! and never deletes anything. Nothing here decides what changes; the plan
-//! did. Every write is told to the sink as it ends.
+//! did. Every write is told to the sink as it ends. A stop request starts
+//! nothing new, cuts the writes in flight short (the store aborts their
+//! multipart uploads) and never reaches the deletes.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -12,38 +14,54 @@ use futures::StreamExt;
 use crate::edge::store::{DELETE_BATCH, DeleteFailure, ObjectStore, StoreError};
 use crate::model::Key;
 use crate::plan::{Plan, PlannedUpload, Step, Write};
+use crate::stop::{Signal, Stop};
 
-use super::error::DeployError;
+use super::error::{DeployError, Stopped};
 use super::events::{Event, Outcome, Sink};
 
 /// How often a long deploy reports how far it got: CI logs have no
 /// terminal to redraw a progress bar on.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs every step, then the deletes; `concurrency` bounds the requests
-/// in flight, `progress` how often progress is told (`None`: never).
+/// What the execution needs besides the store and the plan.
+pub struct Limits<'a> {
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// How often progress is told; `None`: never.
+    pub progress: Option<Duration>,
+    pub stop: &'a Stop,
+}
+
+/// How far the execution got when `signal` stopped it.
+fn stopped(signal: Signal, plan: &Plan, done: &Outcome) -> DeployError {
+    DeployError::Stopped(Stopped {
+        signal,
+        uploads: Some((
+            done.uploaded + done.copied,
+            plan.uploads.len() + plan.copies.len(),
+        )),
+        deleted: done.deleted,
+    })
+}
+
+/// Runs every step, then the deletes.
 pub async fn execute<S: ObjectStore, E: Sink>(
     store: &S,
     plan: &Plan,
-    concurrency: usize,
-    progress: Option<Duration>,
+    limits: Limits<'_>,
     sink: &E,
 ) -> Result<Outcome, DeployError> {
     let mut done = Outcome::default();
     let started = Instant::now();
-    let progress =
-        progress.map(|every| Progress::new(every, plan.uploads.len(), plan.upload_bytes()));
+    let progress = limits
+        .progress
+        .map(|every| Progress::new(every, plan.uploads.len(), plan.upload_bytes()));
     for step in plan.steps() {
         let attempted = step.items.len();
-        let failed = run_step(
-            store,
-            &step,
-            concurrency,
-            &mut done,
-            progress.as_ref(),
-            sink,
-        )
-        .await;
+        let failed = run_step(store, &step, &limits, &mut done, progress.as_ref(), sink).await;
+        if let Some(signal) = limits.stop.requested() {
+            return Err(stopped(signal, plan, &done));
+        }
         if !failed.is_empty() {
             return Err(DeployError::Uploads {
                 failed,
@@ -57,11 +75,14 @@ pub async fn execute<S: ObjectStore, E: Sink>(
         took: started.elapsed(),
     });
     let started = Instant::now();
-    let deleted = delete_all(store, plan, concurrency, &mut done, sink).await;
+    let deleted = delete_all(store, plan, &limits, &mut done, sink).await;
     sink.event(&Event::Phase {
         name: "delete",
         took: started.elapsed(),
     });
+    if let Some(signal) = limits.stop.requested() {
+        return Err(stopped(signal, plan, &done));
+    }
     deleted.map(|()| done)
 }
 
@@ -100,23 +121,34 @@ impl Progress {
 async fn run_step<S: ObjectStore, E: Sink>(
     store: &S,
     step: &Step<'_>,
-    concurrency: usize,
+    limits: &Limits<'_>,
     done: &mut Outcome,
     progress: Option<&Progress>,
     sink: &E,
 ) -> Vec<StoreError> {
-    let write = step.write;
+    let (write, stop) = (step.write, limits.stop);
     let mut failed = Vec::new();
     let mut results = futures::stream::iter(&step.items)
+        .take_while(|_| std::future::ready(stop.requested().is_none()))
         .map(|planned: &&PlannedUpload| async move {
             let started = Instant::now();
+            let upload = &planned.upload;
             let result = match write {
-                Write::Put => store.put(&planned.upload).await,
-                Write::Copy => store.copy_in_place(&planned.upload).await,
+                Write::Put => store.put(upload, stop).await,
+                // A CopyObject cut short changes nothing.
+                Write::Copy => tokio::select! {
+                    biased;
+                    signal = stop.wait() => Err(StoreError::stopped(
+                        "CopyObject",
+                        upload.key.to_string(),
+                        signal,
+                    )),
+                    result = store.copy_in_place(upload) => result,
+                },
             };
             (*planned, result, started.elapsed())
         })
-        .buffer_unordered(concurrency);
+        .buffer_unordered(limits.concurrency);
     while let Some((planned, result, took)) = results.next().await {
         match result {
             Ok(etag) => {
@@ -152,15 +184,16 @@ async fn run_step<S: ObjectStore, E: Sink>(
 async fn delete_all<S: ObjectStore, E: Sink>(
     store: &S,
     plan: &Plan,
-    concurrency: usize,
+    limits: &Limits<'_>,
     done: &mut Outcome,
     sink: &E,
 ) -> Result<(), DeployError> {
     let keys: Vec<Key> = plan.deletes.iter().map(|d| d.key.clone()).collect();
     let mut failed = Vec::new();
     let mut batches = futures::stream::iter(keys.chunks(DELETE_BATCH))
+        .take_while(|_| std::future::ready(limits.stop.requested().is_none()))
         .map(|batch| async move { (batch, store.delete(batch).await) })
-        .buffer_unordered(concurrency.min(4));
+        .buffer_unordered(limits.concurrency.min(4));
     while let Some((batch, result)) = batches.next().await {
         // A batch the store refused whole fails each of its keys, and the
         // other batches still run: the record shows every key's fate.

@@ -5,6 +5,8 @@ use crate::edge::store::{ObjectStore, StoreError};
 use crate::model::{Key, ObjectSettings, RemoteObject, Upload};
 use crate::plan::manifest::{self, Manifest};
 
+use crate::stop::Stop;
+
 use super::events::{Event, Sink};
 
 /// Takes the manifest out of the listing and reads it; `None` when there is
@@ -53,7 +55,8 @@ pub async fn save<S: ObjectStore, E: Sink>(
             ..ObjectSettings::default()
         },
     };
-    store.put(&upload).await?;
+    // Written after every other write: a stop has been checked by then.
+    store.put(&upload, &Stop::never()).await?;
     sink.event(&Event::ManifestWritten {
         key,
         entries: manifest.objects.len(),

@@ -1,7 +1,9 @@
-//! A run, in order: local scan ‖ remote listing (and the manifest) →
-//! compression → evidence (hashes, heads) → the plan → the delete guard →
-//! execution in steps → the next manifest → invalidation. Generic over the
-//! store, the CDN and the sink, so a whole run can be tested in memory.
+//! A run, in order: local scan ‖ remote listing (and the manifest, and the
+//! sweep of stale multipart uploads) → compression → evidence (hashes,
+//! heads) → the plan → the delete guard → execution in steps → the next
+//! manifest → invalidation. Generic over the store, the CDN and the sink,
+//! so a whole run can be tested in memory; a stop request ends it early
+//! with nothing half-done.
 
 pub mod compress;
 pub mod error;
@@ -11,17 +13,22 @@ pub mod execute;
 pub mod invalidate;
 pub mod manifest;
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, Deploy};
 use crate::edge::cdn::Cdn;
 use crate::edge::scan;
 use crate::edge::store::ObjectStore;
+use crate::etag::Hashed;
+use crate::model::{HeadersDigest, Key, ManifestEntry, Prefix, RemoteObject};
 use crate::plan::invalidation::Changed;
-use crate::plan::{self, Plan, PlanInput, guard, manifest as decide};
+use crate::plan::manifest::Manifest;
+use crate::plan::{self, Plan, PlanInput, guard, manifest as decide, uploads};
+use crate::stop::Stop;
 
 pub use error::PipeError;
+use error::Stopped;
 use events::{Event, Outcome, Sink, timed};
 use invalidate::Pacing;
 
@@ -33,36 +40,74 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
     store: &S,
     cdn: &C,
     pacing: Pacing,
+    stop: &Stop,
     sink: &E,
 ) -> Result<(), PipeError> {
     let mut changed = Vec::new();
+    let mut progress = None;
     if let Some(target) = &config.deploy {
-        changed = deploy(target, store, sink).await?.changed_keys();
+        let (plan, done) = deploy(target, store, stop, sink).await?;
+        changed = plan.changed_keys();
+        progress = Some((plan, done));
     }
-    if let Some(settings) = &config.cdn {
-        let changed = config.deploy.as_ref().map(|d| Changed {
-            bucket: &d.bucket,
-            prefix: &d.prefix,
-            keys: &changed,
-        });
-        let dry_run = config.deploy.as_ref().is_some_and(|d| d.dry_run);
-        let work = invalidate::invalidate(cdn, settings, changed, dry_run, pacing, sink);
-        timed(sink, "invalidate", work)
-            .await
-            .map_err(|source| PipeError::Invalidate {
-                deployed: config.deploy.is_some(),
-                source,
-            })?;
+    let Some(settings) = &config.cdn else {
+        return Ok(());
+    };
+    let stopped = |signal| {
+        PipeError::Stopped(Stopped {
+            signal,
+            uploads: progress.as_ref().map(|(plan, done): &(Plan, Outcome)| {
+                (
+                    done.uploaded + done.copied,
+                    plan.uploads.len() + plan.copies.len(),
+                )
+            }),
+            deleted: progress.as_ref().map_or(0, |(_, done)| done.deleted),
+        })
+    };
+    if let Some(signal) = stop.requested() {
+        return Err(stopped(signal));
     }
+    let changed = config.deploy.as_ref().map(|d| Changed {
+        bucket: &d.bucket,
+        prefix: &d.prefix,
+        keys: &changed,
+    });
+    let dry_run = config.deploy.as_ref().is_some_and(|d| d.dry_run);
+    let work = invalidate::invalidate(cdn, settings, changed, dry_run, pacing, sink);
+    // A CreateInvalidation cut short is retried by the next deploy's.
+    let invalidated = tokio::select! {
+        biased;
+        signal = stop.wait() => return Err(stopped(signal)),
+        invalidated = timed(sink, "invalidate", work) => invalidated,
+    };
+    invalidated.map_err(|source| PipeError::Invalidate {
+        deployed: config.deploy.is_some(),
+        source,
+    })?;
     Ok(())
 }
 
-/// One deploy of a folder; returns its plan.
+/// `work`, unless a stop comes first: for what writes nothing, so that
+/// dropping it is safe.
+pub async fn unless_stopped<T>(
+    stop: &Stop,
+    work: impl Future<Output = Result<T, PipeError>>,
+) -> Result<T, PipeError> {
+    tokio::select! {
+        biased;
+        signal = stop.wait() => Err(PipeError::Stopped(Stopped { signal, uploads: None, deleted: 0 })),
+        done = work => done,
+    }
+}
+
+/// One deploy of a folder; returns its plan and what was done.
 pub async fn deploy<S: ObjectStore, E: Sink>(
     target: &Deploy,
     store: &S,
+    stop: &Stop,
     sink: &E,
-) -> Result<Plan, PipeError> {
+) -> Result<(Plan, Outcome), PipeError> {
     let started = Instant::now();
     let destination = target.destination();
     sink.event(&Event::Deploying {
@@ -70,77 +115,19 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         destination: &destination,
         dry_run: target.dry_run,
     });
-
-    let (root, prefix, follow) = (
-        target.local_path.clone(),
-        target.prefix.clone(),
-        target.follow_symlinks,
-    );
-    let listed = timed(sink, "scan and list", async {
-        let scan = tokio::task::spawn_blocking(move || scan::scan(&root, &prefix, follow));
-        let (local, remote) = tokio::join!(scan, store.list(&target.prefix));
-        let mut remote = remote?;
-        let previous = match &target.manifest_key {
-            Some(key) => manifest::load(store, key, &mut remote, sink).await?,
-            None => None,
-        };
-        let local = local.expect("scanning does not panic")?;
-        let (local, remote, excluded) = plan::scope(
-            local,
-            remote,
-            &target.prefix,
-            &target.filters,
-            &target.rules,
-        );
-        Ok::<_, PipeError>((local, remote, excluded, previous))
-    });
-    let (local, remote, excluded, previous) = listed.await?;
-
-    // Compressed copies live in a temporary folder until the upload is over.
-    let (rules, precompressed) = (target.rules.clone(), target.precompressed);
-    let prepare =
-        tokio::task::spawn_blocking(move || compress::prepare(local, &rules, precompressed));
-    let prepared = timed(sink, "compress", prepare)
-        .await
-        .expect("compression does not panic")?;
+    // Nothing before the plan writes a site object (the sweep only aborts
+    // what is stale): a stop simply drops it.
+    let ready = unless_stopped(stop, prepare(target, store, &destination, sink)).await?;
+    let Ready {
+        prepared,
+        remote,
+        previous,
+        trusted,
+        mut hashes,
+        heads,
+        plan,
+    } = ready;
     let local = &prepared.files;
-    sink.event(&Event::Scanned {
-        local: local.len(),
-        remote: remote.len(),
-        excluded,
-    });
-
-    let trusted = previous
-        .as_ref()
-        .map(|m| m.trusted(&remote))
-        .unwrap_or_default();
-    let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
-    let mut hashes = timed(sink, "hash", evidence::local_etags(store, needs)).await?;
-    let no_heads = HashMap::new();
-    let mut input = PlanInput {
-        local,
-        remote: &remote,
-        local_etags: &hashes,
-        settings: &target.object,
-        delete: target.delete,
-        size_only: target.size_only,
-        entry_documents: target.entry_documents.as_ref(),
-        rules: &target.rules,
-        trusted: &trusted,
-        remote_headers: &no_heads,
-    };
-    // Headers of unchanged objects the manifest cannot vouch for.
-    let heads = plan::heads_needed(&input);
-    let heads = evidence::remote_headers(store, heads, target.concurrency).await?;
-    input.remote_headers = &heads;
-    let plan = plan::plan(&input);
-    sink.event(&Event::Planned {
-        plan: &plan,
-        remote: &remote,
-        destination: &destination,
-        excluded,
-        dry_run: target.dry_run,
-    });
     guard::check(
         &plan,
         remote.len(),
@@ -152,8 +139,12 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
     let done = if target.dry_run {
         Outcome::default()
     } else {
-        let progress = target.progress.then_some(execute::PROGRESS_EVERY);
-        execute::execute(store, &plan, target.concurrency, progress, sink).await?
+        let limits = execute::Limits {
+            concurrency: target.concurrency,
+            progress: target.progress.then_some(execute::PROGRESS_EVERY),
+            stop,
+        };
+        execute::execute(store, &plan, limits, sink).await?
     };
     if let (Some(key), false) = (&target.manifest_key, target.dry_run) {
         let uploaded = decide::hashes_for_next(local, &plan);
@@ -178,5 +169,149 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         dry_run: target.dry_run,
         took: started.elapsed(),
     });
-    Ok(plan)
+    Ok((plan, done))
+}
+
+/// Everything a deploy learns before its first write.
+struct Ready {
+    /// Holds the compressed copies until the upload is over.
+    prepared: compress::Prepared,
+    remote: Vec<RemoteObject>,
+    previous: Option<Manifest>,
+    trusted: HashMap<Key, ManifestEntry>,
+    hashes: HashMap<Key, Hashed>,
+    heads: HashMap<Key, HeadersDigest>,
+    plan: Plan,
+}
+
+async fn prepare<S: ObjectStore, E: Sink>(
+    target: &Deploy,
+    store: &S,
+    destination: &str,
+    sink: &E,
+) -> Result<Ready, PipeError> {
+    let (root, prefix, follow) = (
+        target.local_path.clone(),
+        target.prefix.clone(),
+        target.follow_symlinks,
+    );
+    let listed = timed(sink, "scan and list", async {
+        let scan = tokio::task::spawn_blocking(move || scan::scan(&root, &prefix, follow));
+        let sweep = sweep(
+            store,
+            &target.prefix,
+            target.abort_incomplete_after,
+            target.dry_run,
+            sink,
+        );
+        let (local, remote, ()) = tokio::join!(scan, store.list(&target.prefix), sweep);
+        let mut remote = remote?;
+        let previous = match &target.manifest_key {
+            Some(key) => manifest::load(store, key, &mut remote, sink).await?,
+            None => None,
+        };
+        let local = local.expect("scanning does not panic")?;
+        let (local, remote, excluded) = plan::scope(
+            local,
+            remote,
+            &target.prefix,
+            &target.filters,
+            &target.rules,
+        );
+        Ok::<_, PipeError>((local, remote, excluded, previous))
+    });
+    let (local, remote, excluded, previous) = listed.await?;
+
+    let (rules, precompressed) = (target.rules.clone(), target.precompressed);
+    let prepare =
+        tokio::task::spawn_blocking(move || compress::prepare(local, &rules, precompressed));
+    let prepared = timed(sink, "compress", prepare)
+        .await
+        .expect("compression does not panic")?;
+    let local = &prepared.files;
+    sink.event(&Event::Scanned {
+        local: local.len(),
+        remote: remote.len(),
+        excluded,
+    });
+
+    let trusted = previous
+        .as_ref()
+        .map(|m| m.trusted(&remote))
+        .unwrap_or_default();
+    let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
+    let hashes = timed(sink, "hash", evidence::local_etags(store, needs)).await?;
+    let no_heads = HashMap::new();
+    let mut input = PlanInput {
+        local,
+        remote: &remote,
+        local_etags: &hashes,
+        settings: &target.object,
+        delete: target.delete,
+        size_only: target.size_only,
+        entry_documents: target.entry_documents.as_ref(),
+        rules: &target.rules,
+        trusted: &trusted,
+        remote_headers: &no_heads,
+    };
+    // Headers of unchanged objects the manifest cannot vouch for.
+    let heads = plan::heads_needed(&input);
+    let heads = evidence::remote_headers(store, heads, target.concurrency).await?;
+    input.remote_headers = &heads;
+    let plan = plan::plan(&input);
+    sink.event(&Event::Planned {
+        plan: &plan,
+        remote: &remote,
+        destination,
+        excluded,
+        dry_run: target.dry_run,
+    });
+    Ok(Ready {
+        prepared,
+        remote,
+        previous,
+        trusted,
+        hashes,
+        heads,
+        plan,
+    })
+}
+
+/// Aborts the multipart uploads under the prefix older than `max_age`
+/// (`None`: no sweep). It cleans up after others, so it never fails the
+/// deploy: a refusal (a role without s3:ListBucketMultipartUploads) is a
+/// warning.
+async fn sweep<S: ObjectStore, E: Sink>(
+    store: &S,
+    prefix: &Prefix,
+    max_age: Option<Duration>,
+    dry_run: bool,
+    sink: &E,
+) {
+    let Some(max_age) = max_age else { return };
+    let found = match store.incomplete_uploads(prefix).await {
+        Ok(found) => found,
+        Err(error) => return sink.event(&Event::SweepFailed { error: &error }),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let stale = uploads::stale(&found, now, max_age);
+    let mut aborted = HashSet::new();
+    if !dry_run {
+        for upload in &stale {
+            match store.abort_upload(upload).await {
+                Ok(()) => {
+                    aborted.insert(&upload.upload_id);
+                }
+                Err(error) => sink.event(&Event::SweepFailed { error: &error }),
+            }
+        }
+    }
+    sink.event(&Event::Swept {
+        stale: stale.len(),
+        aborted: aborted.len(),
+        max_age,
+        dry_run,
+    });
 }
