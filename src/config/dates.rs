@@ -38,13 +38,16 @@ pub fn parse_expires(value: &str) -> Result<i64, String> {
             .map(|t| t.as_second())
             .map_err(|e| invalid(&e));
     }
-    // Every ISO 8601 form starts with a four-digit year and a dash; RFC 2822 never does.
-    let (timestamp, offset) = if value.as_bytes().get(4) == Some(&b'-') {
-        parse_iso8601(value)?
+    // Every ISO 8601 form starts with a four-digit year; RFC 2822 never does.
+    let (timestamp, offset) = if value
+        .get(..4)
+        .is_some_and(|y| y.bytes().all(|b| b.is_ascii_digit()))
+    {
+        parse_iso8601(&iso_spelling(value))?
     } else {
         let zoned = rfc2822::DateTimeParser::new()
             .parse_zoned(value)
-            .map_err(|e| invalid(&e))?;
+            .map_err(|_| format!("is not a date in a form aws-cli reads; {EXAMPLES}"))?;
         (zoned.timestamp(), zoned.offset())
     };
     // jiff allows offsets up to ±25:59:59, but Python's datetime (so aws-cli)
@@ -81,6 +84,21 @@ fn parse_iso8601(value: &str) -> Result<(Timestamp, Offset), String> {
     Ok((timestamp, offset))
 }
 
+/// What dateutil (so aws-cli) also reads, in the spelling jiff parses: a
+/// ` UTC`/` GMT` zone name for `Z`, and a space before a numeric offset.
+fn iso_spelling(value: &str) -> String {
+    let zoned = [" UTC", " GMT", " utc", " gmt"]
+        .iter()
+        .find_map(|zone| value.strip_suffix(zone))
+        .map_or_else(|| value.to_string(), |v| format!("{v}Z"));
+    match zoned.rfind([' ']) {
+        Some(i) if zoned[i + 1..].starts_with(['+', '-']) => {
+            format!("{}{}", &zoned[..i], &zoned[i + 1..])
+        }
+        _ => zoned,
+    }
+}
+
 fn invalid(err: &jiff::Error) -> String {
     format!("is not a valid date ({err}); {EXAMPLES}")
 }
@@ -115,6 +133,10 @@ mod tests {
             ("Thu, 31 Jan 2030 12:00:00 +0000", 1_896_091_200),
             ("Wed, 23 Jan 2030 04:00:00 GMT", 1_895_371_200),
             ("1896091200", 1_896_091_200),
+            ("2030-01-31T12:00:00 UTC", 1_896_091_200),
+            ("2030-01-31 12:00:00 GMT", 1_896_091_200),
+            ("2030-01-31 14:00:00 +02:00", 1_896_091_200),
+            ("20300131T120000Z", 1_896_091_200),
             ("  2030-01-31T12:00:00Z\n", 1_896_091_200),
         ];
         for &(input, want) in valid {

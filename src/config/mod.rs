@@ -303,31 +303,32 @@ impl Config {
         if region.is_none() {
             v.missing("AWS_DEFAULT_REGION", "the bucket's region, e.g. us-east-1");
         }
-        // EXTRA_ARGS come after the variables on aws-cli's command line in
-        // atlassian/aws-s3-deploy, so they win, as they did there.
-        let or_flag =
-            |flag: &Option<String>, var: &Option<String>| flag.clone().or_else(|| var.clone());
+        let header = |v: &mut Validator, var: &str, value: &str| v.header(var, Some(value));
         let object = ObjectSettings {
-            acl: or_flag(&extra.acl, &raw.acl)
-                .and_then(|a| v.one_of("ACL", &a, Acl::parse, Acl::names)),
-            storage_class: or_flag(&extra.storage_class, &raw.storage_class).and_then(|c| {
-                v.one_of(
-                    "STORAGE_CLASS",
-                    &c,
-                    StorageClass::parse,
-                    StorageClass::names,
-                )
-            }),
-            cache_control: v.header(
-                "CACHE_CONTROL",
-                or_flag(&extra.cache_control, &raw.cache_control).as_deref(),
+            acl: v.overridden(
+                ("ACL", raw.acl.as_deref()),
+                ("--acl", extra.acl.as_deref()),
+                |v, var, value| v.one_of(var, value, Acl::parse, Acl::names),
             ),
-            expires: or_flag(&extra.expires, &raw.expires)
-                .as_deref()
-                .and_then(|e| v.timestamp("EXPIRES", e)),
-            content_encoding: v.header(
-                "CONTENT_ENCODING",
-                or_flag(&extra.content_encoding, &raw.content_encoding).as_deref(),
+            storage_class: v.overridden(
+                ("STORAGE_CLASS", raw.storage_class.as_deref()),
+                ("--storage-class", extra.storage_class.as_deref()),
+                |v, var, value| v.one_of(var, value, StorageClass::parse, StorageClass::names),
+            ),
+            cache_control: v.overridden(
+                ("CACHE_CONTROL", raw.cache_control.as_deref()),
+                ("--cache-control", extra.cache_control.as_deref()),
+                header,
+            ),
+            expires: v.overridden(
+                ("EXPIRES", raw.expires.as_deref()),
+                ("--expires", extra.expires.as_deref()),
+                |v, var, value| v.timestamp(var, value),
+            ),
+            content_encoding: v.overridden(
+                ("CONTENT_ENCODING", raw.content_encoding.as_deref()),
+                ("--content-encoding", extra.content_encoding.as_deref()),
+                header,
             ),
             content_type: v.header("EXTRA_ARGS", extra.content_type.as_deref()),
             content_language: v.header("EXTRA_ARGS", extra.content_language.as_deref()),
@@ -522,22 +523,30 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn cdn(&mut self, raw: &RawEnv) -> Option<Cdn> {
-        let ids: Vec<String> = raw
-            .distribution_id
-            .as_deref()?
-            .split([' ', ',', '\n', '\t'])
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        for id in &ids {
-            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                self.errors.add(
-                    "DISTRIBUTION_ID",
-                    format!("{id:?} is not a distribution id (like E2QWRUHAPOMQZL): separate several with spaces or commas"),
-                );
+    /// A variable and the `EXTRA_ARGS` flag that overrides it: the flag
+    /// wins, since it came after the variables on aws-cli's command line in
+    /// atlassian/aws-s3-deploy. Both are checked, each under its own name,
+    /// so a bad value is reported even when the other one would win.
+    fn overridden<T>(
+        &mut self,
+        (var, value): (&str, Option<&str>),
+        (flag, flag_value): (&str, Option<&str>),
+        check: impl Fn(&mut Validator, &str, &str) -> Option<T>,
+    ) -> Option<T> {
+        let from_var = value.and_then(|value| check(self, var, value));
+        let from_flag = flag_value.and_then(|value| {
+            let mut found = ValidationErrors::default();
+            let parsed = check(&mut Validator { errors: &mut found }, flag, value);
+            for reason in found.0.into_values().flatten() {
+                self.errors.add("EXTRA_ARGS", format!("{flag} {reason}"));
             }
-        }
+            parsed
+        });
+        from_flag.or(from_var)
+    }
+
+    fn cdn(&mut self, raw: &RawEnv) -> Option<Cdn> {
+        // Checked with or without DISTRIBUTION_ID: a typo is a typo.
         let paths = raw
             .paths
             .as_deref()
@@ -562,6 +571,37 @@ impl Validator<'_> {
             DEFAULT_MAX_PATHS,
         );
         let enabled = self.boolean("INVALIDATE", raw.invalidate.as_deref(), true);
+        let Some(ids) = raw.distribution_id.as_deref() else {
+            let set: Vec<&str> = [
+                ("PATHS", &raw.paths),
+                ("WAIT", &raw.wait),
+                ("WAIT_TIMEOUT", &raw.wait_timeout),
+                ("INVALIDATION_MAX_PATHS", &raw.invalidation_max_paths),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.as_ref().map(|_| name))
+            .collect();
+            if !set.is_empty() {
+                tracing::warn!(
+                    "{} set but DISTRIBUTION_ID is not: nothing is invalidated",
+                    set.join(", ")
+                );
+            }
+            return None;
+        };
+        let ids: Vec<String> = ids
+            .split([' ', ',', '\n', '\t'])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        for id in &ids {
+            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                self.errors.add(
+                    "DISTRIBUTION_ID",
+                    format!("{id:?} is not a distribution id (like E2QWRUHAPOMQZL): separate several with spaces or commas"),
+                );
+            }
+        }
         if !enabled {
             tracing::info!(
                 "INVALIDATE is false: DISTRIBUTION_ID is kept but nothing is invalidated"
@@ -1022,7 +1062,56 @@ mod tests {
             assert!(e.0["EXPIRES"][0].starts_with(&format!("{bad:?} ")), "{e}");
         }
         let e = Config::from_vars(base(&[("EXTRA_ARGS", "--expires soon")]), &cwd()).unwrap_err();
-        assert!(e.0.contains_key("EXPIRES"), "{e}");
+        assert!(
+            e.0["EXTRA_ARGS"][0].starts_with("--expires \"soon\" is not a date"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("Jiff"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_and_the_flag_that_overrides_it_are_both_checked() {
+        // The flag wins...
+        let c = Config::from_vars(
+            base(&[("ACL", "private"), ("EXTRA_ARGS", "--acl public-read")]),
+            &cwd(),
+        )
+        .unwrap();
+        assert_eq!(c.deploy.unwrap().object.acl, Some(Acl::PublicRead));
+        // ...but a bad value is reported under its own name, either way.
+        let e = Config::from_vars(
+            base(&[
+                ("ACL", "bogus"),
+                ("EXPIRES", "2031-01-01"),
+                ("EXTRA_ARGS", "--acl private --expires 2030-13-01"),
+            ]),
+            &cwd(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0.keys().collect::<Vec<_>>(), ["ACL", "EXTRA_ARGS"]);
+        assert!(
+            e.0["EXTRA_ARGS"][0].starts_with("--expires \"2030-13-01\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cloudfront_variables_are_checked_without_a_distribution() {
+        let e = Config::from_vars(
+            base(&[
+                ("WAIT", "perhaps"),
+                ("PATHS", "nope"),
+                ("WAIT_TIMEOUT", "-5"),
+            ]),
+            &cwd(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0.keys().collect::<Vec<_>>(),
+            ["PATHS", "WAIT", "WAIT_TIMEOUT"]
+        );
+        let c = Config::from_vars(base(&[("PATHS", "/index.html")]), &cwd()).unwrap();
+        assert!(c.cdn.is_none());
     }
 
     #[test]

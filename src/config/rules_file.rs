@@ -187,7 +187,7 @@ mod tests {
         assert!(
             parse(expires, "RULES")
                 .unwrap_err()
-                .contains("not a valid date")
+                .contains("is not a date in a form aws-cli reads")
         );
         let codec = "- match: a\n  compress: zstd\n";
         assert!(parse(codec, "RULES").unwrap_err().contains("line 2"));

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::Cdn as Settings;
-use crate::edge::cdn::{Cdn, CdnError, MAX_PATHS_PER_REQUEST};
+use crate::edge::cdn::{Cdn, CdnError, Distribution, MAX_PATHS_PER_REQUEST};
 use crate::plan::invalidation::{Changed, caller_reference, paths_for};
 
 use super::error::InvalidateError;
@@ -25,11 +25,26 @@ pub const PACING: Pacing = Pacing {
     poll: Duration::from_secs(10),
 };
 
-/// Invalidates on every distribution. `changed` is what the deploy changed,
-/// `None` when only invalidating.
+/// Every distribution of the settings, by id: looked up before the deploy
+/// writes anything, so that a wrong DISTRIBUTION_ID or a missing
+/// cloudfront:GetDistribution permission stops it before S3 changes.
+pub async fn distributions<C: Cdn>(
+    cdn: &C,
+    settings: &Settings,
+) -> Result<Vec<(String, Distribution)>, InvalidateError> {
+    let mut found = Vec::new();
+    for id in &settings.distribution_ids {
+        found.push((id.clone(), cdn.distribution(id).await?));
+    }
+    Ok(found)
+}
+
+/// Invalidates on every distribution (as [`distributions`] found them).
+/// `changed` is what the deploy changed, `None` when only invalidating.
 pub async fn invalidate<C: Cdn, E: Sink>(
     cdn: &C,
     settings: &Settings,
+    distributions: Vec<(String, Distribution)>,
     changed: Option<Changed<'_>>,
     dry_run: bool,
     pacing: Pacing,
@@ -40,8 +55,8 @@ pub async fn invalidate<C: Cdn, E: Sink>(
         return Ok(Vec::new());
     }
     let mut done = Vec::new();
-    for id in &settings.distribution_ids {
-        let distribution = cdn.distribution(id).await?;
+    for (id, distribution) in distributions {
+        let id = &id;
         let (paths, warnings) = paths_for(
             settings.paths.as_deref(),
             changed,
@@ -213,6 +228,7 @@ mod tests {
         let done = invalidate(
             &cdn,
             &settings(),
+            distributions(&cdn, &settings()).await.unwrap(),
             changed(&prefix, &keys),
             false,
             FAST,
@@ -234,9 +250,17 @@ mod tests {
         let mut s = settings();
         s.wait_timeout = Duration::from_millis(20);
         let (root, a) = (Prefix::default(), keys(&["a"]));
-        let err = invalidate(&cdn, &s, changed(&root, &a), false, FAST, &Quiet)
-            .await
-            .unwrap_err();
+        let err = invalidate(
+            &cdn,
+            &s,
+            distributions(&cdn, &s).await.unwrap(),
+            changed(&root, &a),
+            false,
+            FAST,
+            &Quiet,
+        )
+        .await
+        .unwrap_err();
         assert!(
             err.to_string().contains("TooManyInvalidationsInProgress"),
             "{err}"
@@ -251,6 +275,7 @@ mod tests {
             invalidate(
                 &cdn,
                 &settings(),
+                distributions(&cdn, &settings()).await.unwrap(),
                 changed(&Prefix::default(), &[]),
                 false,
                 FAST,
@@ -266,16 +291,32 @@ mod tests {
     #[tokio::test]
     async fn invalidate_only_defaults_to_everything_and_paths_override() {
         let cdn = MemoryCdn::with("E1", "site", "");
-        let done = invalidate(&cdn, &settings(), None, false, FAST, &Quiet)
-            .await
-            .unwrap();
+        let done = invalidate(
+            &cdn,
+            &settings(),
+            distributions(&cdn, &settings()).await.unwrap(),
+            None,
+            false,
+            FAST,
+            &Quiet,
+        )
+        .await
+        .unwrap();
         assert_eq!(done[0].paths, ["/*"]);
         let mut s = settings();
         s.paths = Some(paths(&["/a", "/b/*"]));
         let (root, x) = (Prefix::default(), keys(&["x"]));
-        let done = invalidate(&cdn, &s, changed(&root, &x), false, FAST, &Quiet)
-            .await
-            .unwrap();
+        let done = invalidate(
+            &cdn,
+            &s,
+            distributions(&cdn, &s).await.unwrap(),
+            changed(&root, &x),
+            false,
+            FAST,
+            &Quiet,
+        )
+        .await
+        .unwrap();
         assert_eq!(done[0].paths, ["/a", "/b/*"]);
     }
 
@@ -285,9 +326,17 @@ mod tests {
         cdn.never_complete();
         let mut s = settings();
         s.wait_timeout = Duration::from_millis(10);
-        let err = invalidate(&cdn, &s, None, false, FAST, &Quiet)
-            .await
-            .unwrap_err();
+        let err = invalidate(
+            &cdn,
+            &s,
+            distributions(&cdn, &s).await.unwrap(),
+            None,
+            false,
+            FAST,
+            &Quiet,
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("still in progress after"), "{err}");
     }
 
@@ -295,9 +344,17 @@ mod tests {
     async fn dry_run_reads_but_creates_nothing() {
         let cdn = MemoryCdn::with("E1", "site", "");
         let (root, a) = (Prefix::default(), keys(&["a"]));
-        let done = invalidate(&cdn, &settings(), changed(&root, &a), true, FAST, &Quiet)
-            .await
-            .unwrap();
+        let done = invalidate(
+            &cdn,
+            &settings(),
+            distributions(&cdn, &settings()).await.unwrap(),
+            changed(&root, &a),
+            true,
+            FAST,
+            &Quiet,
+        )
+        .await
+        .unwrap();
         assert!(done.is_empty());
         assert!(cdn.created().is_empty());
     }

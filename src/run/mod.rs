@@ -43,6 +43,17 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
     stop: &Stop,
     sink: &E,
 ) -> Result<(), PipeError> {
+    let invalidate_error = |source| PipeError::Invalidate {
+        deployed: false,
+        source,
+    };
+    let distributions = match &config.cdn {
+        Some(settings) => {
+            let found = invalidate::distributions(cdn, settings);
+            unless_stopped(stop, async { found.await.map_err(invalidate_error) }).await?
+        }
+        None => Vec::new(),
+    };
     let mut changed = Vec::new();
     let mut progress = None;
     if let Some(target) = &config.deploy {
@@ -74,7 +85,7 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
         keys: &changed,
     });
     let dry_run = config.deploy.as_ref().is_some_and(|d| d.dry_run);
-    let work = invalidate::invalidate(cdn, settings, changed, dry_run, pacing, sink);
+    let work = invalidate::invalidate(cdn, settings, distributions, changed, dry_run, pacing, sink);
     // A CreateInvalidation cut short is retried by the next deploy's.
     let invalidated = tokio::select! {
         biased;
