@@ -9,6 +9,9 @@ pub mod filter;
 pub mod guard;
 pub mod invalidation;
 pub mod manifest;
+pub mod precompressed;
+#[cfg(test)]
+mod properties;
 pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};

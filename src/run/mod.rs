@@ -84,7 +84,10 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             Some(key) => manifest::load(store, key, &mut remote, sink).await?,
             None => None,
         };
-        let local = local.expect("scanning does not panic")?;
+        let mut local = local.expect("scanning does not panic")?;
+        if target.precompressed {
+            local = plan::precompressed::serve_siblings(local);
+        }
         let (local, remote, excluded) = plan::scope(
             local,
             remote,
@@ -97,9 +100,8 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
     let (local, remote, excluded, previous) = listed.await?;
 
     // Compressed copies live in a temporary folder until the upload is over.
-    let (rules, precompressed) = (target.rules.clone(), target.precompressed);
-    let prepare =
-        tokio::task::spawn_blocking(move || compress::prepare(local, &rules, precompressed));
+    let rules = target.rules.clone();
+    let prepare = tokio::task::spawn_blocking(move || compress::prepare(local, &rules));
     let prepared = timed(sink, "compress", prepare)
         .await
         .expect("compression does not panic")?;
