@@ -187,7 +187,8 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     if case.precompressed {
         local = precompressed::serve_siblings(local);
     }
-    let (local, remote, _) = scope(local, remote, prefix, &filters, &rules);
+    let scoped = scope(local, Vec::new(), remote, prefix, &filters, &rules);
+    let (local, remote) = (scoped.local, scoped.remote);
     let settings = ObjectSettings::default();
     let trusted = HashMap::new();
     let planned = plan(&PlanInput {

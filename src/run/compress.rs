@@ -143,8 +143,8 @@ mod tests {
             "RULES",
         )
         .unwrap();
-        let once = prepare(scan(dir.path(), &Prefix::default(), true).unwrap(), &rules).unwrap();
-        let twice = prepare(scan(dir.path(), &Prefix::default(), true).unwrap(), &rules).unwrap();
+        let once = prepare(scan(dir.path(), &Prefix::default(), true).files, &rules).unwrap();
+        let twice = prepare(scan(dir.path(), &Prefix::default(), true).files, &rules).unwrap();
         let (js, css, png) = (&once.files[0], &once.files[1], &once.files[2]);
         assert_eq!(
             (js.encoding, css.encoding, png.encoding),

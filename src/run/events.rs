@@ -52,6 +52,8 @@ pub enum Event<'a> {
         local: usize,
         remote: usize,
         excluded: usize,
+        /// Symbolic links not followed (`--no-follow-symlinks`).
+        links_skipped: usize,
     },
     /// The deploy manifest could not be read: every key falls back to HeadObject.
     ManifestUnreadable {

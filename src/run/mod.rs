@@ -1,4 +1,5 @@
 //! A run, in order: local scan ‖ remote listing (and the manifest) →
+//! precompressed siblings → scope (any scan problem stops the run here) →
 //! compression → evidence (hashes, heads) → the plan → the delete guard →
 //! execution in steps → the next manifest → invalidation. Generic over the
 //! store, the CDN and the sink, so a whole run can be tested in memory.
@@ -21,7 +22,7 @@ use crate::edge::store::ObjectStore;
 use crate::plan::invalidation::Changed;
 use crate::plan::{self, Plan, PlanInput, guard, manifest as decide};
 
-pub use error::PipeError;
+pub use error::{PipeError, ScanErrors};
 use events::{Event, Outcome, Sink, timed};
 use invalidate::Pacing;
 
@@ -78,26 +79,38 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
     );
     let listed = timed(sink, "scan and list", async {
         let scan = tokio::task::spawn_blocking(move || scan::scan(&root, &prefix, follow));
-        let (local, remote) = tokio::join!(scan, store.list(&target.prefix));
+        let (scanned, remote) = tokio::join!(scan, store.list(&target.prefix));
         let mut remote = remote?;
         let previous = match &target.manifest_key {
             Some(key) => manifest::load(store, key, &mut remote, sink).await?,
             None => None,
         };
-        let mut local = local.expect("scanning does not panic")?;
+        let scanned = scanned.expect("scanning does not panic");
+        let mut local = scanned.files;
         if target.precompressed {
             local = plan::precompressed::serve_siblings(local);
         }
-        let (local, remote, excluded) = plan::scope(
+        let scoped = plan::scope(
             local,
+            scanned.problems,
             remote,
             &target.prefix,
             &target.filters,
             &target.rules,
         );
-        Ok::<_, PipeError>((local, remote, excluded, previous))
+        // Every problem at once, before any write.
+        if !scoped.problems.is_empty() {
+            return Err(PipeError::Scan(ScanErrors(scoped.problems)));
+        }
+        Ok::<_, PipeError>((scoped, scanned.links_skipped, previous))
     });
-    let (local, remote, excluded, previous) = listed.await?;
+    let (scoped, links_skipped, previous) = listed.await?;
+    let plan::Scoped {
+        local,
+        remote,
+        excluded,
+        ..
+    } = scoped;
 
     // Compressed copies live in a temporary folder until the upload is over.
     let rules = target.rules.clone();
@@ -110,6 +123,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         local: local.len(),
         remote: remote.len(),
         excluded,
+        links_skipped,
     });
 
     let trusted = previous
