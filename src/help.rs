@@ -32,7 +32,8 @@ Deploy:
   RULES_FILE                    per-file rules (headers, compress, ignore) in YAML
                                 [default: .s3-cloudfront-deploy.yml in the working directory, if present]
   RULES                         the same rules inline, applied before the file's [default: none]
-  PRECOMPRESSED                 upload x.br / x.gz under x's key, with its Content-Encoding [default: false]
+  PRECOMPRESSED                 serve x from x.br / x.gz, with its Content-Encoding; the siblings
+                                stay published under their own names too [default: false]
   MANIFEST                      keep a deploy manifest under the prefix, for header-only fixes
                                 and exact comparisons without HeadObject [default: true]
   MANIFEST_KEY                  its name under the prefix [default: .s3-cloudfront-deploy-manifest.json]

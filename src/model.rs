@@ -337,6 +337,131 @@ pub struct LocalFile {
     pub encoding: Option<&'static str>,
 }
 
+/// S3's limit on a key: 1,024 bytes of UTF-8 (S3 User Guide, "Naming
+/// Amazon S3 objects").
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Something in LOCAL_PATH that cannot become an object. Every one is
+/// gathered and reported together, before any write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanProblem {
+    /// The path relative to LOCAL_PATH with `/` separators, NFC, bytes that
+    /// are not UTF-8 written `\xNN`; `.` for LOCAL_PATH itself.
+    pub relative: String,
+    pub cause: ScanCause,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanCause {
+    /// A symbolic link whose target does not exist.
+    BrokenLink {
+        target: String,
+    },
+    /// A link to a folder that contains it, or a chain of links that never
+    /// ends.
+    LinkLoop {
+        target: String,
+    },
+    /// Opening or reading the file failed; the system's message.
+    UnreadableFile(String),
+    /// Listing the folder failed; the system's message.
+    UnreadableFolder(String),
+    /// A FIFO, socket or device: there are no bytes to upload.
+    NotAFile(&'static str),
+    NotUtf8,
+    /// A control character (U+0000-U+001F, U+007F), which S3 advises
+    /// against and its XML requests (listing, batch delete) cannot carry.
+    ControlCharacter(char),
+    /// The key, prefix included, is longer than [`MAX_KEY_BYTES`]; for a
+    /// folder, so is every key under it.
+    KeyTooLong {
+        bytes: usize,
+        folder: bool,
+    },
+    /// Names of the folder that normalise (NFC) to the same path, so to the
+    /// same key, as found on disk.
+    SameKey {
+        names: Vec<String>,
+    },
+}
+
+impl ScanCause {
+    /// The cause's name, as the report's `kind` and the console say it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScanCause::BrokenLink { .. } => "broken symbolic link",
+            ScanCause::LinkLoop { .. } => "symbolic link loop",
+            ScanCause::UnreadableFile(_) => "unreadable file",
+            ScanCause::UnreadableFolder(_) => "unreadable folder",
+            ScanCause::NotAFile(_) => "not a regular file",
+            ScanCause::NotUtf8 => "name not valid UTF-8",
+            ScanCause::ControlCharacter(_) => "name S3 cannot take",
+            ScanCause::KeyTooLong { .. } => "key longer than 1,024 bytes",
+            ScanCause::SameKey { .. } => "two names for one key",
+        }
+    }
+}
+
+/// `text` with the characters `escape` picks written as `\\u{..}`.
+fn escaped_chars(text: &str, escape: impl Fn(char) -> bool) -> String {
+    text.chars()
+        .map(|c| {
+            if escape(c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `broken symbolic link: docs/old → ../missing`: the kind, the path, and
+/// what the kind needs said.
+impl fmt::Display for ScanProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Control characters escaped, so that a name prints on one line.
+        let path = escaped_chars(&self.relative, |c| c.is_ascii_control());
+        write!(f, "{}: ", self.cause.kind())?;
+        match &self.cause {
+            ScanCause::BrokenLink { target } => write!(f, "{path} → {target}"),
+            ScanCause::LinkLoop { target } => write!(f, "{path} → {target}"),
+            ScanCause::UnreadableFile(error) | ScanCause::UnreadableFolder(error) => {
+                write!(f, "{path} ({error})")
+            }
+            ScanCause::NotAFile(what) => write!(f, "{path} (a {what})"),
+            ScanCause::NotUtf8 => write!(f, "{path} (S3 keys are UTF-8)"),
+            ScanCause::ControlCharacter(c) => {
+                write!(f, "{path} (control character U+{:04X})", *c as u32)
+            }
+            ScanCause::KeyTooLong {
+                bytes,
+                folder: false,
+            } => {
+                write!(f, "{path} ({bytes} bytes with the prefix)")
+            }
+            ScanCause::KeyTooLong {
+                bytes,
+                folder: true,
+            } => write!(
+                f,
+                "{path}/ (a folder: its keys have {bytes} bytes or more with the prefix)"
+            ),
+            ScanCause::SameKey { names } => {
+                // Beyond ASCII escaped too: the spellings must be told apart.
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|n| escaped_chars(n, |c| !c.is_ascii() || c.is_ascii_control()))
+                    .collect();
+                write!(
+                    f,
+                    "{path} ({}: the names differ only in Unicode normalisation)",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}
+
 /// An object as ListObjectsV2 shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteObject {

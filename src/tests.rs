@@ -505,3 +505,94 @@ async fn a_sweep_the_role_may_not_do_is_a_warning_not_a_failure() {
     result.unwrap();
     assert_eq!(report["totals"]["uploaded"], 1);
 }
+
+#[tokio::test]
+async fn every_scan_problem_is_reported_at_once_and_nothing_is_written() {
+    use std::os::unix::fs::symlink;
+    let dir = site(&[("index.html", "<h1>"), ("docs/a.html", "a")]);
+    let root = dir.path();
+    symlink("../missing", root.join("docs/old")).unwrap();
+    symlink("nowhere", root.join("stale")).unwrap();
+    symlink("..", root.join("docs/up")).unwrap();
+    // A write-only kernel file: read() fails with EINVAL, for root too.
+    symlink("/proc/self/clear_refs", root.join("secret")).unwrap();
+    let (store, cdn) = (MemoryStore::default(), cdn());
+    // Something to delete, had the deploy gone on.
+    let seed = site(&[("gone.html", "x")]);
+    deploy(&store, &cdn, &config(seed.path(), &[]))
+        .await
+        .0
+        .unwrap();
+    let before = store.writes().len();
+
+    let (result, report) = deploy(&store, &cdn, &config(root, &[])).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, PipeError::Scan(_)), "{err}");
+    // Invalid argument for root, Permission denied (mode 0200) for others.
+    let why = std::fs::read("/proc/self/clear_refs").unwrap_err().kind();
+    let why = if why == std::io::ErrorKind::PermissionDenied {
+        "Permission denied"
+    } else {
+        "Invalid argument"
+    };
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Scan errors (nothing was written):\nLOCAL_PATH:\n\
+             - broken symbolic link: docs/old → ../missing\n\
+             - symbolic link loop: docs/up → ..\n\
+             - unreadable file: secret ({why})\n\
+             - broken symbolic link: stale → nowhere\n"
+        )
+    );
+    let hints = err.details();
+    assert!(
+        hints[0].starts_with("Hint: broken symbolic link: ")
+            && hints[0].contains("--no-follow-symlinks"),
+        "{hints:?}"
+    );
+    assert_eq!(hints.len(), 4, "one per kind, and how to leave a path out");
+    assert_eq!(store.writes().len(), before, "{:?}", store.writes());
+    assert_eq!(report["success"], false);
+    let recorded: Vec<(&str, &str)> = report["scan_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap(), e["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("docs/old", "broken symbolic link"),
+            ("docs/up", "symbolic link loop"),
+            ("secret", "unreadable file"),
+            ("stale", "broken symbolic link")
+        ]
+    );
+
+    // Leaving them out, with a filter and an `ignore` rule, or not following
+    // links, lets the deploy go on.
+    let excluded = config(
+        root,
+        &[
+            (
+                "EXTRA_ARGS",
+                "--exclude 'docs/old' --exclude 'docs/up/*' --exclude stale",
+            ),
+            ("RULES", "- match: secret\n  ignore: true\n"),
+        ],
+    );
+    let (result, report) = deploy(&store, &cdn, &excluded).await;
+    result.unwrap();
+    assert_eq!(report["scan_errors"], serde_json::json!([]));
+    assert_eq!(
+        store.keys(),
+        [
+            "p/.s3-cloudfront-deploy-manifest.json",
+            "p/docs/a.html",
+            "p/index.html"
+        ]
+    );
+    let unfollowed = config(root, &[("EXTRA_ARGS", "--no-follow-symlinks")]);
+    deploy(&store, &cdn, &unfollowed).await.0.unwrap();
+}

@@ -143,13 +143,16 @@ def test_invalidation_can_be_switched_off(tmp_path, deploy, cloudfront, bucket):
     assert invalidations(cloudfront, dist_id) == {}
 
 
-def test_unknown_distribution_fails_after_the_upload(tmp_path, deploy, s3, bucket):
+def test_unknown_distribution_fails_before_the_upload(tmp_path, deploy, s3, bucket):
+    """A changed page that cannot be invalidated would stay stale in the
+    CDN, and the next run would see nothing to invalidate: so the
+    distribution is looked up before anything is written."""
     site = make_site(tmp_path, SITE)
     assert deploy(site).returncode == 0
     (site / "index.html").write_text("changed")
     proc = deploy(site, DISTRIBUTION_ID="ENOSUCHDIST1")
     assert proc.returncode == 1
-    assert "✔ Deployment successful: 1 uploaded" not in proc.output
-    assert "The files are deployed but not invalidated" in proc.output
+    assert "upload:" not in proc.output and "Deployment successful" not in proc.output
+    assert "The files are deployed" not in proc.output
     assert "NoSuchDistribution" in proc.output and "Hint: check DISTRIBUTION_ID" in proc.output
-    assert s3.get_object(Bucket=bucket, Key="index.html")["Body"].read() == b"changed"
+    assert s3.get_object(Bucket=bucket, Key="index.html")["Body"].read() != b"changed"

@@ -88,11 +88,61 @@ def test_precompressed_siblings(tmp_path, deploy, s3, bucket):
     proc = deploy(root, PRECOMPRESSED="true")
     assert proc.returncode == 0, proc.output
     got = bucket_contents(s3, bucket)
-    assert sorted(got) == ["app.js", "lib.js"]
+    assert sorted(got) == ["app.js", "app.js.br", "app.js.gz", "lib.js", "lib.js.gz"], "siblings keep their own keys"
     assert got["app.js"] == b"BR-BYTES"
     assert s3.head_object(Bucket=bucket, Key="app.js")["ContentEncoding"] == "br"
     lib = s3.get_object(Bucket=bucket, Key="lib.js")
     assert lib["ContentEncoding"] == "gzip" and gzip.decompress(lib["Body"].read()) == b"lib"
+    br = s3.head_object(Bucket=bucket, Key="app.js.br")
+    assert br["ContentType"] == "application/octet-stream" and "ContentEncoding" not in br
+
+
+def test_precompressed_sitemap_stays_published_under_its_own_name(tmp_path, deploy, s3, bucket, moto):
+    """Issue 13: robots.txt names sitemap.xml.gz, as search engines expect;
+    PRECOMPRESSED with DELETE_FLAG deleted it as "not in the local folder"."""
+    xml = "<urlset>" + "<url><loc>https://example.com/</loc></url>" * 50 + "</urlset>"
+    sitemap_gz = gzip.compress(xml.encode(), mtime=0)
+    app_gz = gzip.compress(TEXT.encode(), mtime=0)
+    root = make_site(
+        tmp_path / "site",
+        {
+            "robots.txt": "Sitemap: https://example.com/sitemap.xml.gz\n",
+            "sitemap.xml": xml,
+            "sitemap.xml.gz": sitemap_gz,
+            "app.js": TEXT,
+            "app.js.gz": app_gz,
+        },
+    )
+    # What an earlier deploy without PRECOMPRESSED (or aws s3 sync) left.
+    s3.put_object(Bucket=bucket, Key="sitemap.xml.gz", Body=sitemap_gz, ContentType="application/gzip")
+    proc = deploy(root, PRECOMPRESSED="true", DELETE_FLAG="true")
+    assert proc.returncode == 0, proc.output
+    assert "delete:" not in proc.output, proc.output
+
+    own = s3.get_object(Bucket=bucket, Key="sitemap.xml.gz")
+    assert own["Body"].read() == sitemap_gz
+    assert own["ContentType"] == "application/gzip" and "ContentEncoding" not in own
+    served = s3.get_object(Bucket=bucket, Key="sitemap.xml")
+    assert served["ContentEncoding"] == "gzip" and served["ContentType"] == "application/xml; charset=utf-8"
+    assert gzip.decompress(served["Body"].read()).decode() == xml
+    app = s3.get_object(Bucket=bucket, Key="app.js")
+    assert app["ContentEncoding"] == "gzip" and app["Body"].read() == app_gz
+    assert s3.get_object(Bucket=bucket, Key="app.js.gz")["Body"].read() == app_gz
+    assert sorted(bucket_contents(s3, bucket)) == ["app.js", "app.js.gz", "robots.txt", "sitemap.xml", "sitemap.xml.gz"]
+
+    with moto.record() as requests:
+        again = deploy(root, PRECOMPRESSED="true", DELETE_FLAG="true")
+    assert again.returncode == 0, again.output
+    assert writes(requests) == [], writes(requests)
+    assert "0 uploaded (0 B), 5 unchanged, 0 deleted" in again.output, again.output
+
+
+def test_excluded_siblings_still_serve_their_original(tmp_path, deploy, s3, bucket):
+    root = make_site(tmp_path, {"app.js": TEXT, "app.js.gz": gzip.compress(b"small", mtime=0)})
+    proc = deploy(root, PRECOMPRESSED="true", EXTRA_ARGS="--exclude '*.gz'")
+    assert proc.returncode == 0, proc.output
+    assert sorted(bucket_contents(s3, bucket)) == ["app.js"]
+    assert s3.head_object(Bucket=bucket, Key="app.js")["ContentEncoding"] == "gzip"
 
 
 def test_broken_rules_file_names_the_line_and_the_reason(tmp_path, deploy, moto):

@@ -89,6 +89,10 @@ mod tests {
                 "site.webmanifest",
                 "application/manifest+json; charset=utf-8",
             ),
+            // A precompressed sibling under its own name: brotli has no
+            // registered media type.
+            ("sitemap.xml.gz", "application/gzip"),
+            ("app.js.br", DEFAULT),
             ("LICENSE", DEFAULT),
             (".well-known/apple-app-site-association", DEFAULT),
             ("x.unknownext", DEFAULT),

@@ -33,10 +33,6 @@ impl Filters {
         }
         included
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Python's `fnmatch.fnmatchcase`: `*` any run (including `/`), `?` any one

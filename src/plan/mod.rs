@@ -9,6 +9,9 @@ pub mod filter;
 pub mod guard;
 pub mod invalidation;
 pub mod manifest;
+pub mod precompressed;
+#[cfg(test)]
+mod properties;
 pub mod rules;
 pub mod uploads;
 
@@ -18,24 +21,36 @@ use std::fmt;
 use crate::etag::{self, HashNeed, Hashed};
 use crate::model::{
     ETag, HeadersDigest, Key, LocalFile, ManifestEntry as Entry, ObjectSettings, Prefix,
-    RemoteObject, Upload,
+    RemoteObject, ScanProblem, Upload,
 };
 use filter::Filters;
 use rules::Rules;
 
-/// The local files and remote objects the filters and `ignore` rules let
-/// through, and how many were left out; excluded remote keys are thereby
-/// never compared and never deleted.
+/// What a deploy covers, after filters and `ignore` rules.
+#[derive(Debug, Default)]
+pub struct Scoped {
+    pub local: Vec<LocalFile>,
+    pub remote: Vec<RemoteObject>,
+    /// Local files and remote objects left out.
+    pub excluded: usize,
+    /// The scan's problems on paths in scope: the deploy must not start
+    /// while there are any.
+    pub problems: Vec<ScanProblem>,
+}
+
+/// The local files, scan problems and remote objects the filters and
+/// `ignore` rules let through. Excluded remote keys are thereby never
+/// compared and never deleted, and excluded paths never stop a deploy: a
+/// problem is left out when its path is excluded, or its path with a `/`
+/// (a folder excluded as `docs/old/*`), except one at LOCAL_PATH itself.
 pub fn scope(
     local: Vec<LocalFile>,
+    problems: Vec<ScanProblem>,
     remote: Vec<RemoteObject>,
     prefix: &Prefix,
     filters: &Filters,
     rules: &Rules,
-) -> (Vec<LocalFile>, Vec<RemoteObject>, usize) {
-    if filters.is_empty() && !rules.ignores_any() {
-        return (local, remote, 0);
-    }
+) -> Scoped {
     let included = |relative: &str| filters.includes(relative) && !rules.ignores(relative);
     let before = local.len() + remote.len();
     let local: Vec<LocalFile> = local
@@ -47,7 +62,18 @@ pub fn scope(
         .filter(|r| prefix.strip(&r.key).is_some_and(included))
         .collect();
     let excluded = before - local.len() - remote.len();
-    (local, remote, excluded)
+    let problems = problems
+        .into_iter()
+        .filter(|p| {
+            p.relative == "." || (included(&p.relative) && included(&format!("{}/", p.relative)))
+        })
+        .collect();
+    Scoped {
+        local,
+        remote,
+        excluded,
+        problems,
+    }
 }
 
 /// The files worth hashing, and how: only those whose remote object has the
@@ -663,13 +689,20 @@ mod tests {
             obj("site/old.html", 1, A),
             obj("elsewhere/x", 1, A),
         ];
-        let (local, remote, excluded) = scope(
+        let Scoped {
             local,
+            remote,
+            excluded,
+            problems,
+        } = scope(
+            local,
+            Vec::new(),
             remote,
             &Prefix::new("site"),
             &filters,
             &Rules::default(),
         );
+        assert!(problems.is_empty());
         assert_eq!(excluded, 3);
         let p = run(&local, &remote, &[], true);
         assert_eq!(
@@ -680,6 +713,58 @@ mod tests {
             }]
         );
         assert_eq!(reasons(&p), [("site/index.html", &Reason::New)]);
+    }
+
+    #[test]
+    fn scan_problems_of_excluded_paths_do_not_stop_the_deploy() {
+        use filter::{Kind, Rule};
+        let filters = Filters(vec![
+            Rule {
+                kind: Kind::Exclude,
+                pattern: "node_modules/*".into(),
+            },
+            Rule {
+                kind: Kind::Exclude,
+                pattern: "old".into(),
+            },
+        ]);
+        let rules = Rules(vec![
+            rules::Rule::new("drafts/**", ObjectSettings::default(), None, true).unwrap(),
+            rules::Rule::new("*.sock", ObjectSettings::default(), None, true).unwrap(),
+        ]);
+        let problem = |relative: &str| ScanProblem {
+            relative: relative.into(),
+            cause: crate::model::ScanCause::BrokenLink {
+                target: "../missing".into(),
+            },
+        };
+        let problems = [
+            "node_modules/.bin/tool", // under an excluded folder
+            "node_modules",           // the folder itself, excluded as node_modules/*
+            "old",                    // excluded by name
+            "drafts",                 // a folder an ignore rule covers
+            "drafts/a/b",
+            "run/app.sock", // ignored by name at any depth
+            "docs/old",     // in scope: `old` is a path from LOCAL_PATH
+            "oldies",
+            ".", // LOCAL_PATH itself, whatever the filters
+        ]
+        .map(problem)
+        .to_vec();
+        let scoped = scope(
+            Vec::new(),
+            problems,
+            Vec::new(),
+            &Prefix::default(),
+            &filters,
+            &rules,
+        );
+        let kept: Vec<&str> = scoped
+            .problems
+            .iter()
+            .map(|p| p.relative.as_str())
+            .collect();
+        assert_eq!(kept, ["docs/old", "oldies", "."]);
     }
 
     #[test]

@@ -74,10 +74,6 @@ impl Rules {
         self.first_match(relative).is_some_and(|r| r.ignore)
     }
 
-    pub fn ignores_any(&self) -> bool {
-        self.0.iter().any(|r| r.ignore)
-    }
-
     pub fn extend(&mut self, other: Rules) {
         self.0.extend(other.0);
     }

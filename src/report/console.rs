@@ -151,14 +151,26 @@ impl Sink for Console {
                 local,
                 remote,
                 excluded,
-            } => info!(
-                "Found {local} local files and {remote} remote objects{}",
+                links_skipped,
+            } => {
+                let mut notes = Vec::new();
                 if *excluded > 0 {
-                    format!(" ({excluded} excluded by filters)")
-                } else {
-                    String::new()
+                    notes.push(format!("{excluded} excluded by filters"));
                 }
-            ),
+                if *links_skipped > 0 {
+                    notes.push(format!(
+                        "{links_skipped} symbolic links not followed: --no-follow-symlinks"
+                    ));
+                }
+                info!(
+                    "Found {local} local files and {remote} remote objects{}",
+                    if notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", notes.join("; "))
+                    }
+                )
+            }
             Event::Swept {
                 stale,
                 aborted,

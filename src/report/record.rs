@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
+#[cfg(doc)]
+use crate::model::ScanCause;
 use crate::model::{Key, RemoteObject};
 use crate::plan::Plan;
 use crate::run::PipeError;
@@ -20,6 +22,8 @@ pub struct Report {
     pub error: Option<String>,
     /// Every invalid variable and its problems, when validation failed.
     pub validation_errors: BTreeMap<String, Vec<String>>,
+    /// Every path in LOCAL_PATH that stopped the deploy, when the scan did.
+    pub scan_errors: Vec<ScanErrorRecord>,
     pub dry_run: bool,
     pub destination: Option<String>,
     /// Seconds per phase, in the order they ended.
@@ -27,6 +31,16 @@ pub struct Report {
     pub totals: Totals,
     pub objects: Vec<ObjectRecord>,
     pub invalidations: Vec<InvalidationRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScanErrorRecord {
+    /// Relative to LOCAL_PATH, `/`-separated.
+    pub path: String,
+    /// `broken symbolic link`, `symbolic link loop`, ... ([`ScanCause::kind`]).
+    pub kind: &'static str,
+    /// The line the console prints.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -277,8 +291,22 @@ impl Sink for Record {
                 let report = &mut state.report;
                 report.success = result.is_ok();
                 report.error = result.as_ref().err().map(|e| e.to_string());
-                if let Err(PipeError::Validation(errors)) = result {
-                    report.validation_errors = errors.0.clone();
+                match result {
+                    Err(PipeError::Validation(errors)) => {
+                        report.validation_errors = errors.0.clone();
+                    }
+                    Err(PipeError::Scan(errors)) => {
+                        report.scan_errors = errors
+                            .0
+                            .iter()
+                            .map(|p| ScanErrorRecord {
+                                path: p.relative.clone(),
+                                kind: p.cause.kind(),
+                                message: p.to_string(),
+                            })
+                            .collect();
+                    }
+                    _ => {}
                 }
                 report.timings.push(Timing {
                     phase: "total",
@@ -292,5 +320,40 @@ impl Sink for Record {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::ScanCause;
+
+    /// The schema names every kind of scan error the report can carry.
+    #[test]
+    fn the_schema_lists_every_scan_error_kind() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../report.schema.json")).unwrap();
+        let listed = &schema["properties"]["scan_errors"]["items"]["properties"]["kind"]["enum"];
+        let kinds: Vec<&str> = [
+            ScanCause::BrokenLink {
+                target: String::new(),
+            },
+            ScanCause::LinkLoop {
+                target: String::new(),
+            },
+            ScanCause::UnreadableFile(String::new()),
+            ScanCause::UnreadableFolder(String::new()),
+            ScanCause::NotAFile("FIFO"),
+            ScanCause::NotUtf8,
+            ScanCause::ControlCharacter('\t'),
+            ScanCause::KeyTooLong {
+                bytes: 0,
+                folder: false,
+            },
+            ScanCause::SameKey { names: Vec::new() },
+        ]
+        .iter()
+        .map(ScanCause::kind)
+        .collect();
+        assert_eq!(*listed, serde_json::json!(kinds));
     }
 }

@@ -1,10 +1,9 @@
-//! Between the scan and the plan: files served compressed. A `compress`
-//! rule compresses a file into a private temporary folder; with
-//! PRECOMPRESSED, a build's own `app.js.br` / `app.js.gz` is used for
-//! `app.js`. Either way the local file then stands for the bytes to upload,
-//! so hashing and planning compare exactly what S3 holds.
+//! Between the scope and the plan: files served compressed. A `compress`
+//! rule compresses a file into a private temporary folder, and the local
+//! file then stands for the bytes to upload, so hashing and planning
+//! compare exactly what S3 holds. Files a precompressed sibling already
+//! serves (`plan::precompressed`) are left as they are.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -27,14 +26,7 @@ pub struct CompressError {
     source: io::Error,
 }
 
-pub fn prepare(
-    mut files: Vec<LocalFile>,
-    rules: &Rules,
-    precompressed: bool,
-) -> Result<Prepared, CompressError> {
-    if precompressed {
-        files = use_siblings(files);
-    }
+pub fn prepare(mut files: Vec<LocalFile>, rules: &Rules) -> Result<Prepared, CompressError> {
     let work: Vec<(usize, Compress)> = files
         .iter()
         .enumerate()
@@ -122,42 +114,6 @@ fn compress_file(src: &Path, dst: &Path, codec: Compress) -> io::Result<u64> {
     Ok(std::fs::metadata(dst)?.len())
 }
 
-/// `x.br` (preferred, smaller) or `x.gz` next to `x` stands in for `x`, and
-/// is not uploaded under its own name.
-fn use_siblings(files: Vec<LocalFile>) -> Vec<LocalFile> {
-    let by_relative: HashMap<&str, usize> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.relative.as_str(), i))
-        .collect();
-    let mut replaced: Vec<Option<(usize, &'static str)>> = vec![None; files.len()];
-    let mut consumed = vec![false; files.len()];
-    for (i, f) in files.iter().enumerate() {
-        for (ext, encoding) in [(".br", "br"), (".gz", "gzip")] {
-            if let Some(&sibling) = by_relative.get(format!("{}{ext}", f.relative).as_str()) {
-                if replaced[i].is_none() {
-                    replaced[i] = Some((sibling, encoding));
-                }
-                consumed[sibling] = true;
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(files.len());
-    for (i, f) in files.iter().enumerate() {
-        if consumed[i] {
-            continue;
-        }
-        let mut f = f.clone();
-        if let Some((sibling, encoding)) = replaced[i] {
-            f.path = files[sibling].path.clone();
-            f.size = files[sibling].size;
-            f.encoding = Some(encoding);
-        }
-        out.push(f);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,18 +143,8 @@ mod tests {
             "RULES",
         )
         .unwrap();
-        let once = prepare(
-            scan(dir.path(), &Prefix::default(), true).unwrap(),
-            &rules,
-            false,
-        )
-        .unwrap();
-        let twice = prepare(
-            scan(dir.path(), &Prefix::default(), true).unwrap(),
-            &rules,
-            false,
-        )
-        .unwrap();
+        let once = prepare(scan(dir.path(), &Prefix::default(), true).files, &rules).unwrap();
+        let twice = prepare(scan(dir.path(), &Prefix::default(), true).files, &rules).unwrap();
         let (js, css, png) = (&once.files[0], &once.files[1], &once.files[2]);
         assert_eq!(
             (js.encoding, css.encoding, png.encoding),
@@ -222,36 +168,5 @@ mod tests {
             .unwrap();
         assert_eq!(out, text);
         assert_eq!(png.path, dir.path().join("c.png"));
-    }
-
-    #[test]
-    fn precompressed_siblings_stand_in_for_their_original() {
-        let dir = site(&[
-            ("app.js", b"original"),
-            ("app.js.br", b"brotli"),
-            ("app.js.gz", b"gzipped"),
-            ("lib.js", b"lib"),
-            ("lib.js.gz", b"gz"),
-            ("data.gz", b"standalone"),
-        ]);
-        let prepared = prepare(
-            scan(dir.path(), &Prefix::default(), true).unwrap(),
-            &Rules::default(),
-            true,
-        )
-        .unwrap();
-        let view: Vec<_> = prepared
-            .files
-            .iter()
-            .map(|f| (f.key.as_str(), f.encoding, std::fs::read(&f.path).unwrap()))
-            .collect();
-        assert_eq!(
-            view,
-            [
-                ("app.js", Some("br"), b"brotli".to_vec()),
-                ("data.gz", None, b"standalone".to_vec()),
-                ("lib.js", Some("gzip"), b"gz".to_vec()),
-            ]
-        );
     }
 }

@@ -1,9 +1,11 @@
 //! The one error a run can end with, and what to tell the user about it.
 
+use std::fmt;
+
 use crate::config::ValidationErrors;
 use crate::edge::auth::AuthError;
-use crate::edge::scan::ScanError;
 use crate::edge::store::StoreError;
+use crate::model::{ScanCause, ScanProblem};
 use crate::plan::guard::DeleteRefused;
 
 use crate::edge::cdn::CdnError;
@@ -68,14 +70,76 @@ pub enum InvalidateError {
     },
 }
 
+/// Every path in LOCAL_PATH that cannot be deployed (and is not excluded),
+/// found before any write; printed like validation errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanErrors(pub Vec<ScanProblem>);
+
+impl fmt::Display for ScanErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Scan errors (nothing was written):")?;
+        writeln!(f, "LOCAL_PATH:")?;
+        for problem in &self.0 {
+            writeln!(f, "- {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScanErrors {}
+
+impl ScanErrors {
+    /// What to do, once per kind of problem present, then how to leave a
+    /// path out.
+    fn hints(&self) -> Vec<String> {
+        let mut kinds: Vec<&ScanCause> = Vec::new();
+        for p in &self.0 {
+            if !kinds.iter().any(|k| k.kind() == p.cause.kind()) {
+                kinds.push(&p.cause);
+            }
+        }
+        let mut lines: Vec<String> = kinds
+            .into_iter()
+            .map(|cause| format!("Hint: {}: {}", cause.kind(), remedy(cause)))
+            .collect();
+        lines.push(
+            "Leave a path out with --exclude \"<path>\" in EXTRA_ARGS (a folder: \"<folder>/*\") \
+             or a rule with `ignore: true`; the problems of excluded paths are not reported."
+                .into(),
+        );
+        lines
+    }
+}
+
+fn remedy(cause: &ScanCause) -> &'static str {
+    match cause {
+        ScanCause::BrokenLink { .. } => {
+            "make the build create its target, remove the link, or leave it out; \
+             --no-follow-symlinks in EXTRA_ARGS skips every symbolic link, dangling ones too"
+        }
+        ScanCause::LinkLoop { .. } => {
+            "point the link elsewhere, remove it, or leave it out; \
+             --no-follow-symlinks in EXTRA_ARGS skips every symbolic link"
+        }
+        ScanCause::UnreadableFile(_) | ScanCause::UnreadableFolder(_) => {
+            "give the pipe read access (in Bitbucket it runs as root; with docker run --user, \
+             as that user), or leave it out"
+        }
+        ScanCause::NotAFile(_) => "remove it from the build, or leave it out",
+        ScanCause::NotUtf8 | ScanCause::ControlCharacter(_) => "rename it, or leave it out",
+        ScanCause::KeyTooLong { .. } => "shorten the path or the prefix, or leave it out",
+        ScanCause::SameKey { .. } => "keep one of the names, or leave them out",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipeError {
     #[error("{0}")]
     Validation(#[from] ValidationErrors),
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("Scanning LOCAL_PATH failed: {0}")]
-    Scan(#[from] ScanError),
+    #[error("{0}")]
+    Scan(#[from] ScanErrors),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -142,8 +206,8 @@ impl PipeError {
                  deploy again: it uploads only what is still missing."
                     .into(),
             ],
+            PipeError::Scan(e) => e.hints(),
             PipeError::Validation(_)
-            | PipeError::Scan(_)
             | PipeError::Compare(_)
             | PipeError::Compress(_)
             | PipeError::DeleteRefused(_)

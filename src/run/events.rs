@@ -52,6 +52,8 @@ pub enum Event<'a> {
         local: usize,
         remote: usize,
         excluded: usize,
+        /// Symbolic links not followed (`--no-follow-symlinks`).
+        links_skipped: usize,
     },
     /// The incomplete multipart uploads under the prefix older than
     /// `max_age` (`stale`), and how many of them were aborted.

@@ -1,5 +1,6 @@
 //! A run, in order: local scan ‖ remote listing (and the manifest, and the
-//! sweep of stale multipart uploads) → compression → evidence (hashes,
+//! sweep of stale multipart uploads) → precompressed siblings → scope (any
+//! scan problem stops the run here) → compression → evidence (hashes,
 //! heads) → the plan → the delete guard → execution in steps → the next
 //! manifest → invalidation. Generic over the store, the CDN and the sink,
 //! so a whole run can be tested in memory; a stop request ends it early
@@ -27,8 +28,8 @@ use crate::plan::manifest::Manifest;
 use crate::plan::{self, Plan, PlanInput, guard, manifest as decide, uploads};
 use crate::stop::Stop;
 
-pub use error::PipeError;
 use error::Stopped;
+pub use error::{PipeError, ScanErrors};
 use events::{Event, Outcome, Sink, timed};
 use invalidate::Pacing;
 
@@ -215,27 +216,42 @@ async fn prepare<S: ObjectStore, E: Sink>(
             target.dry_run,
             sink,
         );
-        let (local, remote, ()) = tokio::join!(scan, store.list(&target.prefix), sweep);
+        let (scanned, remote, ()) = tokio::join!(scan, store.list(&target.prefix), sweep);
         let mut remote = remote?;
         let previous = match &target.manifest_key {
             Some(key) => manifest::load(store, key, &mut remote, sink).await?,
             None => None,
         };
-        let local = local.expect("scanning does not panic")?;
-        let (local, remote, excluded) = plan::scope(
+        let scanned = scanned.expect("scanning does not panic");
+        let mut local = scanned.files;
+        if target.precompressed {
+            local = plan::precompressed::serve_siblings(local);
+        }
+        let scoped = plan::scope(
             local,
+            scanned.problems,
             remote,
             &target.prefix,
             &target.filters,
             &target.rules,
         );
-        Ok::<_, PipeError>((local, remote, excluded, previous))
+        // Every problem at once, before any write.
+        if !scoped.problems.is_empty() {
+            return Err(PipeError::Scan(ScanErrors(scoped.problems)));
+        }
+        Ok::<_, PipeError>((scoped, scanned.links_skipped, previous))
     });
-    let (local, remote, excluded, previous) = listed.await?;
+    let (scoped, links_skipped, previous) = listed.await?;
+    let plan::Scoped {
+        local,
+        remote,
+        excluded,
+        ..
+    } = scoped;
 
-    let (rules, precompressed) = (target.rules.clone(), target.precompressed);
-    let prepare =
-        tokio::task::spawn_blocking(move || compress::prepare(local, &rules, precompressed));
+    // Compressed copies live in a temporary folder until the upload is over.
+    let rules = target.rules.clone();
+    let prepare = tokio::task::spawn_blocking(move || compress::prepare(local, &rules));
     let prepared = timed(sink, "compress", prepare)
         .await
         .expect("compression does not panic")?;
@@ -244,6 +260,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
         local: local.len(),
         remote: remote.len(),
         excluded,
+        links_skipped,
     });
 
     let trusted = previous
