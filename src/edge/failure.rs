@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+use std::time::Duration;
 
-use super::store::{DeleteFailure, ObjectStore, StoreError};
+use crate::model::{ETag, Headers, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload};
+
+use super::store::{DeleteFailure, Fetched, ObjectStore, StoreError};
 
 /// One call to the store, as the callback sees it.
 #[derive(Debug, Clone, Copy)]
@@ -16,7 +18,8 @@ pub enum Op<'a> {
     List(&'a Prefix),
     FirstPartSize(&'a Key),
     Put(&'a Upload),
-    Get(&'a Key),
+    Get(&'a Location),
+    PutBytes(&'a Location),
     Headers(&'a Key),
     Copy(&'a Upload),
     Delete(&'a [Key]),
@@ -28,7 +31,7 @@ impl Op<'_> {
         match self {
             Op::List(_) => "ListObjectsV2",
             Op::FirstPartSize(_) | Op::Headers(_) => "HeadObject",
-            Op::Put(_) => "PutObject",
+            Op::Put(_) | Op::PutBytes(_) => "PutObject",
             Op::Get(_) => "GetObject",
             Op::Copy(_) => "CopyObject",
             Op::Delete(_) => "DeleteObjects",
@@ -38,7 +41,8 @@ impl Op<'_> {
     /// The key the call is about, when it is about one.
     pub fn key(&self) -> Option<&Key> {
         match self {
-            Op::FirstPartSize(k) | Op::Get(k) | Op::Headers(k) => Some(k),
+            Op::FirstPartSize(k) | Op::Headers(k) => Some(k),
+            Op::Get(at) | Op::PutBytes(at) => Some(&at.key),
             Op::Put(u) | Op::Copy(u) => Some(&u.key),
             Op::List(_) | Op::Delete(_) => None,
         }
@@ -114,9 +118,22 @@ where
         self.check(Op::Put(upload))?;
         self.inner.put(upload).await
     }
-    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check(Op::Get(key))?;
-        self.inner.get(key).await
+    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
+        self.check(Op::Get(at))?;
+        self.inner.get(at).await
+    }
+    async fn put_bytes(
+        &self,
+        at: &Location,
+        body: Vec<u8>,
+        content_type: &str,
+        settings: &ObjectSettings,
+    ) -> Result<(), StoreError> {
+        self.check(Op::PutBytes(at))?;
+        self.inner.put_bytes(at, body, content_type, settings).await
+    }
+    fn clock_resolution(&self) -> Duration {
+        self.inner.clock_resolution()
     }
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
         self.check(Op::Headers(key))?;

@@ -11,9 +11,9 @@ use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::etag::{in_parts, part_size};
-use crate::model::{ETag, Headers, Key, Prefix, RemoteObject, Upload};
+use crate::model::{ETag, Headers, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload};
 
-use super::store::{DeleteFailure, ObjectStore, StoreError};
+use super::store::{DeleteFailure, Fetched, ObjectStore, StoreError};
 
 /// Parts of one file in flight at once; files are also uploaded concurrently.
 const PART_CONCURRENCY: usize = 4;
@@ -24,7 +24,7 @@ macro_rules! with_settings {
     ($request:expr, $upload:expr) => {{
         let s = &$upload.settings;
         $request
-            .content_type(&$upload.content_type)
+            .content_type(&*$upload.content_type)
             .set_cache_control(s.cache_control.clone())
             .set_content_encoding(s.content_encoding.clone())
             .set_expires(s.expires.map(DateTime::from_secs))
@@ -38,6 +38,13 @@ macro_rules! with_settings {
             .set_server_side_encryption(s.sse.map(|e| ServerSideEncryption::from(e.as_str())))
             .set_ssekms_key_id(s.sse_kms_key_id.clone())
     }};
+}
+
+/// The headers of an object written from memory, shaped as
+/// [`with_settings`] reads an [`Upload`].
+struct Meta<'a> {
+    content_type: &'a str,
+    settings: &'a ObjectSettings,
 }
 
 pub struct S3Store {
@@ -58,6 +65,11 @@ impl S3Store {
 
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// The bucket of `at`: its own, or the deploy's.
+    fn bucket_of<'a>(&'a self, at: &'a Location) -> &'a str {
+        at.bucket.as_deref().unwrap_or(&self.bucket)
     }
 
     async fn put_single(&self, upload: &Upload) -> Result<ETag, StoreError> {
@@ -190,6 +202,7 @@ impl ObjectStore for S3Store {
                     key: Key::new(o.key().unwrap_or_default()),
                     size: o.size().unwrap_or_default().max(0) as u64,
                     etag: ETag::new(o.e_tag().unwrap_or_default()),
+                    last_modified: o.last_modified().map_or(0, DateTime::secs),
                 });
             }
         }
@@ -221,26 +234,61 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
+        let bucket = self.bucket_of(at);
+        let url = || format!("s3://{bucket}/{}", at.key);
         let result = self
             .client
             .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
+            .bucket(bucket)
+            .key(at.key.as_str())
             .send()
             .await;
         let out = match result {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(store_error("GetObject", self.url(key), e)),
+            Err(e) => return Err(store_error("GetObject", url(), e)),
         };
+        let last_modified = out.last_modified().map_or(0, DateTime::secs);
         let body = out.body.collect().await.map_err(|e| StoreError {
             operation: "GetObject",
-            target: self.url(key),
+            target: url(),
             code: Some("Unreachable".into()),
             message: e.to_string(),
         })?;
-        Ok(Some(body.into_bytes().to_vec()))
+        Ok(Some(Fetched {
+            body: body.into_bytes().to_vec(),
+            last_modified,
+        }))
+    }
+
+    async fn put_bytes(
+        &self,
+        at: &Location,
+        body: Vec<u8>,
+        content_type: &str,
+        settings: &ObjectSettings,
+    ) -> Result<(), StoreError> {
+        let bucket = self.bucket_of(at);
+        let request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(at.key.as_str())
+            .body(ByteStream::from(body));
+        let meta = Meta {
+            content_type,
+            settings,
+        };
+        with_settings!(request, meta)
+            .send()
+            .await
+            .map_err(|e| store_error("PutObject", format!("s3://{bucket}/{}", at.key), e))?;
+        Ok(())
+    }
+
+    fn clock_resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
     }
 
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {

@@ -57,6 +57,14 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
     Ok(())
 }
 
+/// Whether `key` is the manifest this deploy reads and writes.
+fn is_current(target: &Deploy, key: &crate::model::Key) -> bool {
+    target
+        .manifest
+        .as_ref()
+        .is_some_and(|at| at.bucket.is_none() && at.key == *key)
+}
+
 /// One deploy of a folder; returns its plan.
 pub async fn deploy<S: ObjectStore, E: Sink>(
     target: &Deploy,
@@ -79,12 +87,30 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
     let listed = timed(sink, "scan and list", async {
         let scan = tokio::task::spawn_blocking(move || scan::scan(&root, &prefix, follow));
         let (local, remote) = tokio::join!(scan, store.list(&target.prefix));
+        // The pipe's state objects are never site content, whichever
+        // manifest is current and whether MANIFEST is on or off.
         let mut remote = remote?;
-        let previous = match &target.manifest_key {
-            Some(key) => manifest::load(store, key, &mut remote, sink).await?,
+        let state = decide::take_state_objects(&mut remote, |r| &r.key);
+        for former in state.iter().filter(|s| !is_current(target, &s.key)) {
+            sink.event(&Event::FormerManifest { key: &former.key });
+        }
+        let previous = match &target.manifest {
+            Some(at) => {
+                let (prefix, destination) = (&target.prefix, &destination);
+                manifest::load(store, at, prefix, &state, destination, sink).await?
+            }
             None => None,
         };
-        let local = local.expect("scanning does not panic")?;
+        let trusted = previous
+            .as_ref()
+            .map(|p| p.trusted(&remote))
+            .unwrap_or_default();
+        let mut local = local.expect("scanning does not panic")?;
+        for reserved in decide::take_state_objects(&mut local, |f| &f.key) {
+            sink.event(&Event::ReservedName {
+                relative: &reserved.relative,
+            });
+        }
         let (local, remote, excluded) = plan::scope(
             local,
             remote,
@@ -92,9 +118,9 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             &target.filters,
             &target.rules,
         );
-        Ok::<_, PipeError>((local, remote, excluded, previous))
+        Ok::<_, PipeError>((local, remote, excluded, previous, trusted))
     });
-    let (local, remote, excluded, previous) = listed.await?;
+    let (local, remote, excluded, previous, trusted) = listed.await?;
 
     // Compressed copies live in a temporary folder until the upload is over.
     let (rules, precompressed) = (target.rules.clone(), target.precompressed);
@@ -110,10 +136,6 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         excluded,
     });
 
-    let trusted = previous
-        .as_ref()
-        .map(|m| m.trusted(&remote))
-        .unwrap_or_default();
     let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
     let mut hashes = timed(sink, "hash", evidence::local_etags(store, needs)).await?;
     let no_heads = HashMap::new();
@@ -155,10 +177,17 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         let progress = target.progress.then_some(execute::PROGRESS_EVERY);
         execute::execute(store, &plan, target.concurrency, progress, sink).await?
     };
-    if let (Some(key), false) = (&target.manifest_key, target.dry_run) {
+    let settled = Instant::now();
+    if let (Some(at), false) = (&target.manifest, target.dry_run) {
         let uploaded = decide::hashes_for_next(local, &plan);
         hashes.extend(evidence::local_etags(store, uploaded).await?);
+        let salt = match &previous {
+            Some(p) => p.manifest.salt().clone(),
+            None => manifest::fresh_salt()?,
+        };
         let next = decide::next(
+            salt,
+            &destination,
             &plan,
             &decide::Evidence {
                 trusted: &trusted,
@@ -169,7 +198,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             },
         );
         if decide::needs_write(previous.as_ref(), &next) {
-            manifest::save(store, key, &next, sink).await?;
+            manifest::save(store, at, &next.manifest, settled, sink).await?;
         }
     }
     sink.event(&Event::Deployed {
