@@ -202,7 +202,9 @@ impl ObjectStore for S3Store {
                     key: Key::new(o.key().unwrap_or_default()),
                     size: o.size().unwrap_or_default().max(0) as u64,
                     etag: ETag::new(o.e_tag().unwrap_or_default()),
-                    last_modified: o.last_modified().map_or(0, DateTime::secs),
+                    // Unknown reads as the latest: then no manifest entry
+                    // vouches for the object's headers.
+                    last_modified: o.last_modified().map_or(i64::MAX, DateTime::secs),
                 });
             }
         }
@@ -249,7 +251,9 @@ impl ObjectStore for S3Store {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(store_error("GetObject", url(), e)),
         };
-        let last_modified = out.last_modified().map_or(0, DateTime::secs);
+        // Unknown reads as the earliest: then the manifest vouches for no
+        // object's headers.
+        let last_modified = out.last_modified().map_or(i64::MIN, DateTime::secs);
         let body = out.body.collect().await.map_err(|e| StoreError {
             operation: "GetObject",
             target: url(),
