@@ -397,20 +397,19 @@ async fn headers_changed_behind_the_manifest_cost_one_head_object_each_and_are_f
     let before = store.log().len();
     let (result, report) = deploy(&store, &cdn(), &config).await;
     result.unwrap();
+    let log = since(&store, before);
+    // HeadObject calls overlap: their order is not the plan's.
+    let mut heads = log[..2].to_vec();
+    heads.sort();
+    assert_eq!(heads, ["HEAD p/a.css", "HEAD p/index.html"]);
     assert_eq!(
-        since(&store, before),
+        log[2..],
         [
-            // HeadObject calls overlap: their order is not the plan's.
-            since(&store, before)[0].clone(),
-            since(&store, before)[1].clone(),
-            "COPY p/a.css".into(),
+            "COPY p/a.css".to_string(),
             "COPY p/index.html".into(),
             format!("PUT {MANIFEST}"),
         ]
     );
-    let mut heads = since(&store, before)[..2].to_vec();
-    heads.sort();
-    assert_eq!(heads, ["HEAD p/a.css", "HEAD p/index.html"]);
     assert_eq!(report["totals"]["headers_updated"], 2);
     for key in ["p/a.css", "p/b.css", "p/index.html"] {
         let headers = store.headers_of(key).unwrap();
