@@ -34,9 +34,11 @@ Deploy:
   RULES                         the same rules inline, applied before the file's [default: none]
   PRECOMPRESSED                 serve x from x.br / x.gz, with its Content-Encoding; the siblings
                                 stay published under their own names too [default: false]
-  MANIFEST                      keep a deploy manifest under the prefix, for header-only fixes
-                                and exact comparisons without HeadObject [default: true]
-  MANIFEST_KEY                  its name under the prefix [default: .s3-cloudfront-deploy-manifest.json]
+  MANIFEST                      keep a deploy manifest (keys digested, none in clear), for header-only
+                                fixes and exact comparisons without HeadObject [default: true]
+  MANIFEST_KEY                  its name under the prefix, or s3://bucket/path/name elsewhere; it must
+                                end with .s3-cloudfront-deploy-manifest.json
+                                [default: .s3-cloudfront-deploy-manifest.json]
   REPORT_FILE                   write the JSON report here
                                 [default: $BITBUCKET_PIPE_SHARED_STORAGE_DIR/s3-cloudfront-deploy/report.json]
   DEBUG                         print every decision [default: false]

@@ -469,6 +469,44 @@ pub struct RemoteObject {
     /// Bytes.
     pub size: u64,
     pub etag: ETag,
+    /// LastModified, in seconds since the Unix epoch: S3 stamps whole
+    /// seconds, and stamps an object anew on every PutObject and CopyObject,
+    /// headers-only copies included.
+    pub last_modified: i64,
+}
+
+/// Where one object lives: a key in the deploy's bucket, or in another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// `None`: the deploy's own bucket (S3_BUCKET).
+    pub bucket: Option<String>,
+    pub key: Key,
+}
+
+impl Location {
+    pub fn here(key: Key) -> Self {
+        Location { bucket: None, key }
+    }
+}
+
+/// `key` in the deploy's bucket, `s3://bucket/key` in another.
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.bucket {
+            None => write!(f, "{}", self.key),
+            Some(bucket) => write!(f, "s3://{bucket}/{}", self.key),
+        }
+    }
+}
+
+/// A manifest entry the listing bears out (`plan::manifest` decides which).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trusted {
+    pub entry: ManifestEntry,
+    /// Its headers too: nothing wrote the object since the manifest, so the
+    /// headers are the ones the entry recorded. When `false`, only the
+    /// content is known, and a HeadObject reads the headers.
+    pub headers: bool,
 }
 
 /// A multipart upload that was started and neither completed nor aborted:

@@ -596,3 +596,295 @@ async fn every_scan_problem_is_reported_at_once_and_nothing_is_written() {
     let unfollowed = config(root, &[("EXTRA_ARGS", "--no-follow-symlinks")]);
     deploy(&store, &cdn, &unfollowed).await.0.unwrap();
 }
+
+const MANIFEST: &str = "p/.s3-cloudfront-deploy-manifest.json";
+
+/// The log entries of HeadObject calls.
+fn heads(store: &MemoryStore) -> Vec<String> {
+    let log = store.log();
+    log.into_iter().filter(|l| l.starts_with("HEAD ")).collect()
+}
+
+/// What the next run did: the writes and HeadObject calls after `before`
+/// entries of the log.
+fn since(store: &MemoryStore, before: usize) -> Vec<String> {
+    store.log()[before..].to_vec()
+}
+
+#[tokio::test]
+async fn no_object_the_pipe_writes_names_a_key_the_site_does_not_link() {
+    let dir = site(&[
+        ("index.html", "<h1>"),
+        ("press/embargoed-launch.html", "soon"),
+        ("downloads/customer-7f3a9.zip", "zip"),
+    ]);
+    let store = MemoryStore::default();
+    deploy(&store, &cdn(), &config(dir.path(), &[]))
+        .await
+        .0
+        .unwrap();
+    let manifest = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
+    for name in ["embargoed", "press", "customer-7f3a9", "downloads", "index"] {
+        assert!(!manifest.contains(name), "{name} in {manifest}");
+    }
+    assert!(manifest.contains("\"version\":2"), "{manifest}");
+}
+
+#[tokio::test]
+async fn headers_changed_behind_the_manifest_cost_one_head_object_each_and_are_fixed() {
+    use crate::model::Headers;
+    let dir = site(&[("a.css", "a"), ("b.css", "b"), ("index.html", "1")]);
+    let store = MemoryStore::default();
+    let config = config(dir.path(), &[("CACHE_CONTROL", "max-age=60")]);
+    deploy(&store, &cdn(), &config).await.0.unwrap();
+    // Another tool: CopyObject REPLACE, or a PutObject of the same bytes
+    // with other headers. The ETag stays; LastModified moves on.
+    let octet = Headers::of("application/octet-stream", &Default::default());
+    store.replace_headers("p/a.css", octet.clone());
+    store.replace_headers("p/index.html", octet);
+    let before = store.log().len();
+    let (result, report) = deploy(&store, &cdn(), &config).await;
+    result.unwrap();
+    let log = since(&store, before);
+    // HeadObject calls overlap: their order is not the plan's.
+    let mut heads = log[..2].to_vec();
+    heads.sort();
+    assert_eq!(heads, ["HEAD p/a.css", "HEAD p/index.html"]);
+    assert_eq!(
+        log[2..],
+        [
+            "COPY p/a.css".to_string(),
+            "COPY p/index.html".into(),
+            format!("PUT {MANIFEST}"),
+        ]
+    );
+    assert_eq!(report["totals"]["headers_updated"], 2);
+    for key in ["p/a.css", "p/b.css", "p/index.html"] {
+        let headers = store.headers_of(key).unwrap();
+        assert_eq!(
+            headers.cache_control.as_deref(),
+            Some("max-age=60"),
+            "{key}"
+        );
+    }
+    // The manifest now vouches for them again: nothing to read or write.
+    let before = store.log().len();
+    deploy(&store, &cdn(), &config).await.0.unwrap();
+    assert_eq!(since(&store, before), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_header_fixes_of_a_killed_run_are_found_and_undone() {
+    let dir = site(&[("a.css", "a"), ("b.css", "b"), ("index.html", "1")]);
+    let store = MemoryStore::default();
+    let sixty = config(dir.path(), &[("CACHE_CONTROL", "max-age=60")]);
+    deploy(&store, &cdn(), &sixty).await.0.unwrap();
+    // A run with another Cache-Control stops after fixing the assets in
+    // place, before its manifest (as a killed run does).
+    let other = config(dir.path(), &[("CACHE_CONTROL", "max-age=99999")]);
+    let killed = FailureStore::new(store, |op: &Op| match op {
+        Op::Copy(u) if u.key.as_str() == "p/index.html" => Some(op.internal_error()),
+        _ => None,
+    });
+    assert!(deploy(&killed, &cdn(), &other).await.0.is_err());
+    let store = killed.inner;
+    let cache = |key: &str| store.headers_of(key).unwrap().cache_control;
+    assert_eq!(cache("p/a.css").as_deref(), Some("max-age=99999"));
+
+    let before = store.log().len();
+    let (result, report) = deploy(&store, &cdn(), &sixty).await;
+    result.unwrap();
+    let mut heads: Vec<String> = since(&store, before)
+        .into_iter()
+        .filter(|l| l.starts_with("HEAD"))
+        .collect();
+    heads.sort();
+    assert_eq!(heads, ["HEAD p/a.css", "HEAD p/b.css"]);
+    assert_eq!(report["totals"]["headers_updated"], 2);
+    for key in ["p/a.css", "p/b.css", "p/index.html"] {
+        assert_eq!(cache(key).as_deref(), Some("max-age=60"), "{key}");
+    }
+    let before = store.log().len();
+    deploy(&store, &cdn(), &sixty).await.0.unwrap();
+    assert_eq!(since(&store, before), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn state_objects_are_never_deleted_nor_counted() {
+    let dir = site(&[("index.html", "1"), ("a.css", "a")]);
+    let store = MemoryStore::default();
+    deploy(&store, &cdn(), &config(dir.path(), &[]))
+        .await
+        .0
+        .unwrap();
+    let manifest = store.body(MANIFEST).unwrap();
+    let before = store.log().len();
+    // DELETE_FLAG is on in every run of these tests.
+    let off = config(dir.path(), &[("MANIFEST", "false")]);
+    let (result, report) = deploy(&store, &cdn(), &off).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["deleted"], 0);
+    assert_eq!(report["totals"]["unchanged"], 2);
+    assert!(outcomes(&report).keys().all(|k| !k.contains("manifest")));
+    // Without the manifest, the headers come from HeadObject.
+    assert_eq!(since(&store, before), ["HEAD p/a.css", "HEAD p/index.html"]);
+
+    let moved = config(
+        dir.path(),
+        &[(
+            "MANIFEST_KEY",
+            "meta/next.s3-cloudfront-deploy-manifest.json",
+        )],
+    );
+    let dry = config(
+        dir.path(),
+        &[
+            (
+                "MANIFEST_KEY",
+                "meta/next.s3-cloudfront-deploy-manifest.json",
+            ),
+            ("DRY_RUN", "true"),
+        ],
+    );
+    let (result, report) = deploy(&store, &cdn(), &dry).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["deleted"], 0);
+    assert_eq!(outcomes(&report).len(), 2, "{report}");
+    deploy(&store, &cdn(), &moved).await.0.unwrap();
+    deploy(&store, &cdn(), &moved).await.0.unwrap();
+    assert_eq!(
+        store.body(MANIFEST).unwrap(),
+        manifest,
+        "the former one is untouched"
+    );
+    assert_eq!(
+        store.keys(),
+        [
+            MANIFEST,
+            "p/a.css",
+            "p/index.html",
+            "p/meta/next.s3-cloudfront-deploy-manifest.json"
+        ]
+    );
+    assert!(!store.writes().iter().any(|w| w.starts_with("DELETE")));
+}
+
+#[tokio::test]
+async fn a_manifest_in_another_bucket_leaves_only_site_files_under_the_prefix() {
+    let dir = site(&[("index.html", "1"), ("a.css", "a")]);
+    let store = FailureStore::new(MemoryStore::default(), |_: &Op| None);
+    let elsewhere = config(
+        dir.path(),
+        &[(
+            "MANIFEST_KEY",
+            "s3://state-bucket/sites/p.s3-cloudfront-deploy-manifest.json",
+        )],
+    );
+    deploy(&store, &cdn(), &elsewhere).await.0.unwrap();
+    assert_eq!(store.inner.keys(), ["p/a.css", "p/index.html"]);
+    let manifest = store
+        .inner
+        .body_elsewhere("state-bucket", "sites/p.s3-cloudfront-deploy-manifest.json")
+        .unwrap();
+    assert!(!String::from_utf8(manifest).unwrap().contains("index"));
+    let before = store.inner.log().len();
+    let gets = store.calls("GetObject");
+    let (result, report) = deploy(&store, &cdn(), &elsewhere).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["unchanged"], 2);
+    assert_eq!(store.calls("GetObject"), gets + 1);
+    assert_eq!(since(&store.inner, before), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_two_pass_deploy_keeps_each_pass_s_entries() {
+    let dir = site(&[
+        ("index.html", "1"),
+        ("about.html", "2"),
+        ("a.css", "a"),
+        ("b.js", "b"),
+    ]);
+    let store = MemoryStore::default();
+    let assets = config(
+        dir.path(),
+        &[
+            ("EXTRA_ARGS", "--exclude '*.html'"),
+            ("CACHE_CONTROL", "max-age=31536000"),
+        ],
+    );
+    let pages = config(
+        dir.path(),
+        &[
+            ("EXTRA_ARGS", "--exclude '*' --include '*.html'"),
+            ("CACHE_CONTROL", "no-cache"),
+        ],
+    );
+    deploy(&store, &cdn(), &assets).await.0.unwrap();
+    deploy(&store, &cdn(), &pages).await.0.unwrap();
+    let before = store.log().len();
+    for pass in [&assets, &pages, &assets, &pages] {
+        let (result, report) = deploy(&store, &cdn(), pass).await;
+        result.unwrap();
+        assert_eq!(report["totals"]["unchanged"], 2);
+    }
+    assert_eq!(since(&store, before), Vec::<String>::new());
+    assert!(heads(&store).is_empty());
+}
+
+#[tokio::test]
+async fn a_clear_text_manifest_is_read_once_and_rewritten_privately() {
+    let dir = site(&[("index.html", "1"), ("secret/unlinked.html", "2")]);
+    let store = MemoryStore::default();
+    let off = config(dir.path(), &[("MANIFEST", "false")]);
+    deploy(&store, &cdn(), &off).await.0.unwrap();
+    // What 0.1.0 wrote: every key in clear.
+    let listed = store.list(&crate::model::Prefix::new("p")).await.unwrap();
+    let objects: serde_json::Map<String, Value> = listed
+        .iter()
+        .map(|o| {
+            let headers = store.headers_of(&o.key).unwrap().digest();
+            let entry = serde_json::json!({
+                "etag": o.etag, "md5": o.etag, "part_size": null, "headers": headers
+            });
+            (o.key.to_string(), entry)
+        })
+        .collect();
+    let v1 = serde_json::json!({"version": 1, "objects": objects});
+    let at = crate::model::Location::here(crate::model::Key::new(MANIFEST));
+    let body = serde_json::to_vec(&v1).unwrap();
+    let settings = Default::default();
+    store
+        .put_bytes(&at, body, "application/json", &settings)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8(store.body(MANIFEST).unwrap())
+            .unwrap()
+            .contains("unlinked")
+    );
+
+    let on = config(dir.path(), &[]);
+    let before = store.log().len();
+    deploy(&store, &cdn(), &on).await.0.unwrap();
+    // Its entries held: no HeadObject; it is rewritten at once.
+    assert_eq!(since(&store, before), [format!("PUT {MANIFEST}")]);
+    let rewritten = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
+    assert!(!rewritten.contains("unlinked"), "{rewritten}");
+    let before = store.log().len();
+    deploy(&store, &cdn(), &on).await.0.unwrap();
+    assert_eq!(since(&store, before), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_local_file_named_like_the_manifest_is_not_uploaded() {
+    let dir = site(&[
+        ("index.html", "1"),
+        (".s3-cloudfront-deploy-manifest.json", "{}"),
+    ]);
+    let store = MemoryStore::default();
+    let (result, report) = deploy(&store, &cdn(), &config(dir.path(), &[])).await;
+    result.unwrap();
+    assert_eq!(report["totals"]["uploaded"], 1);
+    let manifest = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
+    assert!(manifest.contains("\"version\":2"), "{manifest}");
+}

@@ -1,9 +1,20 @@
 """The deploy manifest: header-only changes fixed in place, exact skips
-without HeadObject, and a fallback to HeadObject only where it is needed."""
+without HeadObject, and a fallback to HeadObject only where it is needed;
+private (no key in clear), truthful (headers changed behind it are found),
+never site content, and scoped to what each deploy covered."""
 
+import hashlib
 import json
+import signal
+import subprocess
+import time
 
-from conftest import MANIFEST, bucket_contents, make_site, site_writes, writes
+import boto3
+import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
+
+from conftest import BIN, MANIFEST, REGION, base_env, bucket_contents, make_site, site_writes, writes
 
 FILES = {f"page{i}.html": f"<p>{i}" for i in range(8)} | {f"a/{i}.js": f"js {i}" for i in range(8)}
 
@@ -29,7 +40,8 @@ def test_header_only_change_is_fixed_in_place(tmp_path, deploy, s3, bucket, moto
     site = make_site(tmp_path / "site", FILES)
     assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
-    assert sorted(manifest["objects"]) == sorted(FILES)
+    assert manifest["version"] == 2 and len(manifest["objects"]) == len(FILES)
+    assert not set(manifest["objects"]) & set(FILES), "keys are digested"
     with moto.record() as requests:
         proc = deploy(site, CACHE_CONTROL="max-age=3600", REPORT_FILE=str(tmp_path / "report.json"))
     assert proc.returncode == 0, proc.output
@@ -85,8 +97,240 @@ def test_without_the_manifest_headers_come_from_head_object(tmp_path, deploy, s3
 
 def test_manifest_is_neither_deleted_nor_invalidated_and_can_be_renamed(tmp_path, deploy, s3, bucket):
     site = make_site(tmp_path, {"index.html": "x"})
-    proc = deploy(site, prefix="p", DELETE_FLAG="true", MANIFEST_KEY="meta/deploy.json")
+    renamed = "meta/deploy.s3-cloudfront-deploy-manifest.json"
+    proc = deploy(site, prefix="p", DELETE_FLAG="true", MANIFEST_KEY=renamed)
     assert proc.returncode == 0, proc.output
-    assert "p/meta/deploy.json" in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    proc = deploy(site, prefix="p", DELETE_FLAG="true", MANIFEST_KEY="meta/deploy.json")
+    assert "p/" + renamed in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    proc = deploy(site, prefix="p", DELETE_FLAG="true", MANIFEST_KEY=renamed)
     assert proc.returncode == 0 and "delete:" not in proc.output, proc.output
+
+
+def test_a_manifest_key_without_the_state_suffix_is_refused(tmp_path, deploy, s3, bucket, moto):
+    site = make_site(tmp_path, {"index.html": "x"})
+    with moto.record() as requests:
+        proc = deploy(site, MANIFEST_KEY="meta/deploy.json")
+    assert proc.returncode == 1
+    assert "MANIFEST_KEY" in proc.output and "deploy.s3-cloudfront-deploy-manifest.json" in proc.output, proc.output
+    assert requests == []
+
+
+# --- private: nothing the pipe writes names a key in clear -----------------
+
+UNLINKED = {
+    "index.html": "<h1>home</h1>",
+    "press/embargoed-launch.html": "<h1>soon</h1>",
+    "downloads/customer-7f3a9.zip": "PK",
+}
+
+
+def anonymous(moto):
+    config = Config(signature_version=UNSIGNED, s3={"addressing_style": "path"})
+    return boto3.client("s3", endpoint_url=moto.endpoint, region_name=REGION, config=config)
+
+
+def test_nothing_the_pipe_writes_names_an_unlinked_key(tmp_path, deploy, s3, bucket, moto):
+    # The usual public setup: ACLs off, GetObject for everyone on bucket/*.
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    site = make_site(tmp_path, UNLINKED)
+    with moto.record() as requests:
+        proc = deploy(site, DELETE_FLAG="true")
+        assert proc.returncode == 0, proc.output
+        (site / "index.html").write_text("<h1>home v2</h1>")
+        proc = deploy(site, DELETE_FLAG="true")
+        assert proc.returncode == 0, proc.output
+    written = {r["url"].split("?")[0].split(f"/{bucket}/", 1)[-1] for r in writes(requests)}
+    assert MANIFEST in written
+    # What anyone can fetch: every object but the unlinked files themselves
+    # (whose own URL is the secret) names neither.
+    public = anonymous(moto)
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    for key in listed - {"press/embargoed-launch.html", "downloads/customer-7f3a9.zip"}:
+        body = public.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for secret in (b"embargoed", b"press", b"customer-7f3a9", b"downloads"):
+            assert secret not in body, (key, secret)
+    manifest = json.loads(public.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
+    assert manifest["version"] == 2 and len(manifest["objects"]) == len(UNLINKED)
+
+
+def headers_digest(content_type, cache_control=None):
+    """The pipe's digest of an object's headers (model.rs, Headers::digest),
+    for objects with only these two headers."""
+    h = hashlib.md5()
+    for value in (content_type, cache_control, None, None, None):
+        h.update((value or "\0").encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def test_a_clear_text_manifest_is_migrated_on_the_first_deploy(tmp_path, deploy, s3, bucket, moto):
+    site = make_site(tmp_path, UNLINKED)
+    assert deploy(site, MANIFEST="false").returncode == 0
+    html = "text/html; charset=utf-8"
+    types = {"index.html": html, "press/embargoed-launch.html": html, "downloads/customer-7f3a9.zip": "application/zip"}
+    objects = {}
+    for o in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+        etag = o["ETag"].strip('"')
+        assert s3.head_object(Bucket=bucket, Key=o["Key"])["ContentType"] == types[o["Key"]]
+        objects[o["Key"]] = {"etag": etag, "md5": etag, "part_size": None, "headers": headers_digest(types[o["Key"]])}
+    time.sleep(1.1)  # what 0.1.0 wrote, after the objects it describes
+    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=json.dumps({"version": 1, "objects": objects}))
+    with moto.record() as requests:
+        proc = deploy(site)
+    assert proc.returncode == 0, proc.output
+    assert "names every key in clear" in proc.output
+    assert heads(requests) == [], "its entries still hold"
+    assert [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in writes(requests)] == [MANIFEST]
+    body = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
+    assert json.loads(body)["version"] == 2 and b"embargoed" not in body
+    with moto.record() as requests:
+        assert deploy(site).returncode == 0
+    assert writes(requests) == [] and heads(requests) == []
+
+
+# --- truthful: headers changed behind the manifest are found ---------------
+
+
+def copies_of(requests):
+    return sorted(r["url"].split("?")[0].rsplit("/", 1)[-1] for r in copies(requests))
+
+
+def head_keys(requests):
+    return sorted(r["url"].split("?")[0].rsplit("/", 1)[-1] for r in heads(requests))
+
+
+def assert_cache_control(s3, bucket, value):
+    for key in FILES:
+        got = s3.head_object(Bucket=bucket, Key=key)
+        assert got.get("CacheControl") == value, (key, got.get("CacheControl"))
+
+
+@pytest.mark.parametrize("tool", ["put_object", "copy_object"])
+def test_headers_another_tool_changed_are_read_once_and_restored(tmp_path, deploy, s3, bucket, moto, tool):
+    site = make_site(tmp_path, FILES)
+    assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
+    touched = sorted(FILES)[:5]
+    for key in touched:
+        if tool == "put_object":  # the same bytes, other headers: the same ETag
+            s3.put_object(Bucket=bucket, Key=key, Body=FILES[key].encode(), ContentType="application/octet-stream")
+        else:
+            s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
+                           MetadataDirective="REPLACE", ContentType="application/octet-stream")
+    with moto.record() as requests:
+        proc = deploy(site, CACHE_CONTROL="max-age=60")
+    assert proc.returncode == 0, proc.output
+    assert head_keys(requests) == [k.rsplit("/", 1)[-1] for k in touched]
+    assert copies_of(requests) == [k.rsplit("/", 1)[-1] for k in touched]
+    assert puts(requests) == []
+    assert_cache_control(s3, bucket, "max-age=60")
+    for key in touched:
+        assert s3.head_object(Bucket=bucket, Key=key)["ContentType"] != "application/octet-stream"
+    with moto.record() as requests:
+        assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
+    assert writes(requests) == [] and heads(requests) == []
+
+
+def test_header_fixes_of_a_killed_run_are_found_and_undone(tmp_path, deploy, s3, bucket, moto):
+    files = {f"a/{i:03}.css": f"c{i}" for i in range(300)}
+    site = make_site(tmp_path, files)
+    assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
+    manifest = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
+    # Another Cache-Control, one CopyObject at a time; killed after a few.
+    env = base_env(moto, S3_BUCKET=bucket, LOCAL_PATH=str(site), CACHE_CONTROL="max-age=99999", CONCURRENCY="1")
+    proc = subprocess.Popen([str(BIN)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    fixed = 0
+    for line in proc.stdout:
+        fixed += "update headers:" in line
+        if fixed == 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(30)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read() == manifest, "killed before its manifest"
+    changed = sorted(k for k in files if s3.head_object(Bucket=bucket, Key=k).get("CacheControl") == "max-age=99999")
+    assert 3 <= len(changed) < len(files), changed
+    with moto.record() as requests:
+        proc = deploy(site, CACHE_CONTROL="max-age=60")
+    assert proc.returncode == 0, proc.output
+    assert head_keys(requests) == [k.rsplit("/", 1)[-1] for k in changed], "one HeadObject per fixed key, no more"
+    assert copies_of(requests) == [k.rsplit("/", 1)[-1] for k in changed]
+    for key in files:
+        assert s3.head_object(Bucket=bucket, Key=key).get("CacheControl") == "max-age=60", key
+    with moto.record() as requests:
+        assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
+    assert writes(requests) == [] and heads(requests) == []
+
+
+# --- state objects are never site content ----------------------------------
+
+
+def test_manifest_off_with_delete_flag_leaves_the_manifest(tmp_path, deploy, s3, bucket, moto):
+    site = make_site(tmp_path, FILES)
+    assert deploy(site, DELETE_FLAG="true").returncode == 0
+    manifest = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
+    report = tmp_path / "report.json"
+    moved = "moved.s3-cloudfront-deploy-manifest.json"
+    for extra in ({"MANIFEST": "false", "DRY_RUN": "true"}, {"MANIFEST": "false"}, {"MANIFEST_KEY": moved}):
+        with moto.record() as requests:
+            proc = deploy(site, DELETE_FLAG="true", REPORT_FILE=str(report), **extra)
+        assert proc.returncode == 0, proc.output
+        assert "delete:" not in proc.output, proc.output
+        assert "0 deleted" in proc.output or "0 to delete" in proc.output, proc.output
+        assert f"{len(FILES)} unchanged" in proc.output, proc.output
+        assert [r for r in requests if r["method"] in ("DELETE", "POST")] == []
+        assert all(MANIFEST not in o["key"] for o in json.loads(report.read_text())["objects"])
+        assert s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read() == manifest
+
+
+@pytest.mark.parametrize("where", ["another bucket", "another prefix"])
+def test_a_manifest_outside_the_prefix_leaves_only_site_files(tmp_path, deploy, s3, bucket, moto, where):
+    state = bucket + "-state" if where == "another bucket" else bucket
+    if where == "another bucket":
+        s3.create_bucket(Bucket=state)
+    key = "manifests/site.s3-cloudfront-deploy-manifest.json"
+    site = make_site(tmp_path, FILES)
+    env = {"MANIFEST_KEY": f"s3://{state}/{key}", "DELETE_FLAG": "true"}
+    proc = deploy(site, prefix="site", env=env)
+    assert proc.returncode == 0, proc.output
+    listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="site/")["Contents"])
+    assert listed == sorted("site/" + k for k in FILES)
+    body = s3.get_object(Bucket=state, Key=key)["Body"].read()
+    assert json.loads(body)["version"] == 2 and b"page" not in body
+    with moto.record() as requests:
+        proc = deploy(site, prefix="site", env=env)
+    assert proc.returncode == 0, proc.output
+    assert writes(requests) == [] and heads(requests) == []
+    assert len([r for r in requests if r["method"] == "GET" and "list-type" not in r["url"] and "?uploads" not in r["url"]]) == 1
+
+
+# --- scoped: a deploy replaces only what it covered -------------------------
+
+PASSES = {
+    "filters": (
+        {"EXTRA_ARGS": "--exclude '*.html'", "CACHE_CONTROL": "max-age=31536000"},
+        {"EXTRA_ARGS": "--exclude '*' --include '*.html'", "CACHE_CONTROL": "no-cache"},
+    ),
+    "ignore rules": (
+        {"RULES": '- match: "*.html"\n  ignore: true', "CACHE_CONTROL": "max-age=31536000"},
+        {"RULES": '- match: "*.js"\n  ignore: true', "CACHE_CONTROL": "no-cache"},
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(PASSES))
+def test_two_pass_deploys_keep_each_other_s_entries(tmp_path, deploy, s3, bucket, moto, how):
+    site = make_site(tmp_path, FILES)
+    assets, pages = PASSES[how]
+    assert deploy(site, env=assets).returncode == 0
+    assert deploy(site, env=pages).returncode == 0
+    with moto.record() as requests:
+        for env in (assets, pages):
+            proc = deploy(site, env=env)
+            assert proc.returncode == 0, proc.output
+            assert "0 uploaded (0 B), 8 unchanged" in proc.output, proc.output
+    assert writes(requests) == [] and heads(requests) == []
+    assert s3.head_object(Bucket=bucket, Key="a/0.js")["CacheControl"] == "max-age=31536000"
+    assert s3.head_object(Bucket=bucket, Key="page0.html")["CacheControl"] == "no-cache"

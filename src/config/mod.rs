@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::{Acl, Key, ObjectSettings, Prefix, StorageClass};
+use crate::model::{Acl, Key, Location, ObjectSettings, Prefix, StorageClass};
 use crate::plan::filter::Filters;
 use crate::plan::guard::{Limits, MaxDelete};
 use crate::plan::rules::Rules;
@@ -126,8 +126,8 @@ pub struct Deploy {
     pub rules: Rules,
     /// Upload `x.br` / `x.gz` under `x`'s key.
     pub precompressed: bool,
-    /// The deploy manifest's full key; `None` when MANIFEST is off.
-    pub manifest_key: Option<Key>,
+    /// Where the deploy manifest lives; `None` when MANIFEST is off.
+    pub manifest: Option<Location>,
     /// Incomplete multipart uploads under the prefix older than this are
     /// aborted; `None` turns the sweep off.
     pub abort_incomplete_after: Option<Duration>,
@@ -357,15 +357,9 @@ impl Config {
             .flatten();
         let rules = v.rules(raw.rules.as_deref(), raw.rules_file.as_deref(), cwd);
         let precompressed = v.boolean("PRECOMPRESSED", raw.precompressed.as_deref(), false);
-        let manifest_key = v
+        let manifest = v
             .boolean("MANIFEST", raw.manifest.as_deref(), true)
-            .then(|| {
-                let name = raw
-                    .manifest_key
-                    .as_deref()
-                    .map_or(manifest::DEFAULT_KEY, |k| k.trim().trim_matches('/'));
-                prefix.join(name)
-            });
+            .then(|| v.manifest_key(raw.manifest_key.as_deref(), &bucket, &prefix));
         if raw.pre_execution_script.is_some() {
             v.errors.add(
                 "PRE_EXECUTION_SCRIPT",
@@ -480,7 +474,7 @@ impl Config {
                 progress: !extra.no_progress,
                 rules,
                 precompressed,
-                manifest_key,
+                manifest,
                 abort_incomplete_after,
             }),
             quiet: extra.quiet,
@@ -724,6 +718,38 @@ impl Validator<'_> {
             );
         }
         (bucket.to_string(), Prefix::new(&prefix))
+    }
+
+    /// MANIFEST_KEY: a name under the prefix, or `s3://bucket/key` anywhere.
+    /// It must end with [`manifest::SUFFIX`], by which the pipe knows its
+    /// state objects in every listing (and never deletes them).
+    fn manifest_key(&mut self, value: Option<&str>, bucket: &str, prefix: &Prefix) -> Location {
+        const VAR: &str = "MANIFEST_KEY";
+        let value = value.map_or(manifest::DEFAULT_KEY, str::trim);
+        let at = match value.strip_prefix("s3://") {
+            Some(url) => {
+                let (other, key) = self.bucket(VAR, url);
+                Location {
+                    bucket: (other != bucket).then_some(other),
+                    key: Key::new(key.as_str()),
+                }
+            }
+            None => Location::here(prefix.join(value.trim_matches('/'))),
+        };
+        if !manifest::is_state_object(&at.key) {
+            let name = at.key.rsplit('/').next().unwrap_or_default();
+            let stem = name.strip_suffix(".json").unwrap_or(name);
+            self.errors.add(
+                VAR,
+                format!(
+                    "{value:?} must end with {suffix:?} (e.g. {stem}{suffix}), the ending by which the pipe \
+                     knows its deploy manifests and never deletes them; or s3://bucket/path/name{suffix} \
+                     to keep it in another bucket or prefix",
+                    suffix = manifest::SUFFIX,
+                ),
+            );
+        }
+        at
     }
 
     fn directory(&mut self, var: &str, value: &str, cwd: &Path) -> PathBuf {
@@ -1187,5 +1213,55 @@ mod tests {
     fn header_values_must_be_printable_ascii() {
         let e = Config::from_vars(base(&[("CACHE_CONTROL", "max-age=1\nx")]), &cwd()).unwrap_err();
         assert!(e.0.contains_key("CACHE_CONTROL"));
+    }
+
+    #[test]
+    fn the_manifest_lives_under_the_prefix_or_anywhere_by_url() {
+        let at = |extra: &[(&str, &str)]| {
+            let mut vars = base(extra);
+            vars.push(("S3_BUCKET".into(), "my-bucket/site".into()));
+            let c = Config::from_vars(vars, &cwd()).unwrap();
+            c.deploy.unwrap().manifest.map(|m| m.to_string())
+        };
+        assert_eq!(
+            at(&[]).as_deref(),
+            Some("site/.s3-cloudfront-deploy-manifest.json")
+        );
+        assert_eq!(at(&[("MANIFEST", "false")]), None);
+        for (key, location) in [
+            (
+                "/meta/a.s3-cloudfront-deploy-manifest.json",
+                "site/meta/a.s3-cloudfront-deploy-manifest.json",
+            ),
+            (
+                "s3://my-bucket/state/site.s3-cloudfront-deploy-manifest.json",
+                "state/site.s3-cloudfront-deploy-manifest.json",
+            ),
+            (
+                "s3://state-bucket/x/site.s3-cloudfront-deploy-manifest.json",
+                "s3://state-bucket/x/site.s3-cloudfront-deploy-manifest.json",
+            ),
+        ] {
+            assert_eq!(at(&[("MANIFEST_KEY", key)]).as_deref(), Some(location));
+        }
+    }
+
+    #[test]
+    fn the_manifest_key_keeps_the_suffix_that_marks_state_objects() {
+        for key in [
+            "meta/deploy.json",
+            "s3://state-bucket/",
+            "s3://Bad_Bucket/x.s3-cloudfront-deploy-manifest.json",
+        ] {
+            let e = Config::from_vars(base(&[("MANIFEST_KEY", key)]), &cwd()).unwrap_err();
+            assert!(e.0.contains_key("MANIFEST_KEY"), "{key}: {e}");
+        }
+        let e =
+            Config::from_vars(base(&[("MANIFEST_KEY", "meta/deploy.json")]), &cwd()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("deploy.s3-cloudfront-deploy-manifest.json"),
+            "{e}"
+        );
     }
 }

@@ -5,11 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
-use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::model::{
+    ETag, Headers, IncompleteUpload, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload,
+};
 use crate::stop::Stop;
 
-use super::store::{DeleteFailure, ObjectStore, StoreError};
+use super::store::{DeleteFailure, Fetched, ObjectStore, StoreError};
 
 /// One call to the store, as the callback sees it.
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +20,8 @@ pub enum Op<'a> {
     List(&'a Prefix),
     FirstPartSize(&'a Key),
     Put(&'a Upload),
-    Get(&'a Key),
+    Get(&'a Location),
+    PutBytes(&'a Location),
     Headers(&'a Key),
     Copy(&'a Upload),
     Delete(&'a [Key]),
@@ -31,7 +35,7 @@ impl Op<'_> {
         match self {
             Op::List(_) => "ListObjectsV2",
             Op::FirstPartSize(_) | Op::Headers(_) => "HeadObject",
-            Op::Put(_) => "PutObject",
+            Op::Put(_) | Op::PutBytes(_) => "PutObject",
             Op::Get(_) => "GetObject",
             Op::Copy(_) => "CopyObject",
             Op::Delete(_) => "DeleteObjects",
@@ -43,7 +47,8 @@ impl Op<'_> {
     /// The key the call is about, when it is about one.
     pub fn key(&self) -> Option<&Key> {
         match self {
-            Op::FirstPartSize(k) | Op::Get(k) | Op::Headers(k) => Some(k),
+            Op::FirstPartSize(k) | Op::Headers(k) => Some(k),
+            Op::Get(at) | Op::PutBytes(at) => Some(&at.key),
             Op::Put(u) | Op::Copy(u) => Some(&u.key),
             Op::Abort(u) => Some(&u.key),
             Op::List(_) | Op::Delete(_) | Op::ListUploads(_) => None,
@@ -131,9 +136,22 @@ where
         self.check(Op::Abort(upload))?;
         self.inner.abort_upload(upload).await
     }
-    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check(Op::Get(key))?;
-        self.inner.get(key).await
+    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
+        self.check(Op::Get(at))?;
+        self.inner.get(at).await
+    }
+    async fn put_bytes(
+        &self,
+        at: &Location,
+        body: Vec<u8>,
+        content_type: &str,
+        settings: &ObjectSettings,
+    ) -> Result<(), StoreError> {
+        self.check(Op::PutBytes(at))?;
+        self.inner.put_bytes(at, body, content_type, settings).await
+    }
+    fn clock_resolution(&self) -> Duration {
+        self.inner.clock_resolution()
     }
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
         self.check(Op::Headers(key))?;

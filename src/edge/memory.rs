@@ -1,14 +1,21 @@
 //! A bucket in a map, for tests: the same trait as S3, with ETags computed
-//! as S3 computes them and a log of every write.
+//! as S3 computes them, LastModified stamped from a clock that moves one
+//! second per write, and a log of every write.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::etag::{self, in_parts, part_size};
-use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::model::{
+    ETag, Headers, IncompleteUpload, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload,
+};
 use crate::stop::Stop;
 
-use super::store::{DELETE_BATCH, DeleteFailure, ObjectStore, StoreError};
+use super::store::{DELETE_BATCH, DeleteFailure, Fetched, ObjectStore, StoreError};
+
+/// The first LastModified the store gives (2023-11-14T22:13:20Z).
+const EPOCH: i64 = 1_700_000_000;
 
 struct Stored {
     object: RemoteObject,
@@ -23,12 +30,43 @@ pub struct MemoryStore {
     objects: Mutex<BTreeMap<Key, Stored>>,
     /// Multipart uploads started and neither completed nor aborted.
     incomplete: Mutex<Vec<IncompleteUpload>>,
+    /// Objects of other buckets, by bucket: bytes and LastModified.
+    elsewhere: Mutex<BTreeMap<String, BTreeMap<Key, Fetched>>>,
+    /// Seconds since [`EPOCH`]: every write moves it on by one, so each
+    /// write has its own LastModified.
+    clock: Mutex<i64>,
     /// Every write and HeadObject, in order, as `PUT key`, `COPY key`,
-    /// `DELETE key`, `HEAD key`.
+    /// `DELETE key`, `HEAD key` (`PUT s3://bucket/key` in another bucket).
     log: Mutex<Vec<String>>,
 }
 
 impl MemoryStore {
+    fn tick(&self) -> i64 {
+        let mut clock = self.clock.lock().unwrap();
+        *clock += 1;
+        EPOCH + *clock
+    }
+
+    /// What another tool does with CopyObject onto the object with new
+    /// headers (MetadataDirective=REPLACE), or with a PutObject of the same
+    /// bytes: same ETag, other headers, a new LastModified. Not logged: the
+    /// log is the pipe's.
+    pub fn replace_headers(&self, key: &str, headers: Headers) {
+        let stamp = self.tick();
+        let mut objects = self.objects.lock().unwrap();
+        let stored = objects
+            .get_mut(key)
+            .expect("replace_headers of an absent key");
+        stored.headers = headers;
+        stored.object.last_modified = stamp;
+    }
+
+    /// The bytes of `key` in another bucket.
+    pub fn body_elsewhere(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let elsewhere = self.elsewhere.lock().unwrap();
+        elsewhere.get(bucket)?.get(key).map(|f| f.body.clone())
+    }
+
     pub fn keys(&self) -> Vec<String> {
         let objects = self.objects.lock().unwrap();
         objects.keys().map(|k| k.to_string()).collect()
@@ -131,6 +169,7 @@ impl ObjectStore for MemoryStore {
                 key: upload.key.clone(),
                 size: body.len() as u64,
                 etag: etag.clone(),
+                last_modified: self.tick(),
             },
             body,
             headers: upload.headers(),
@@ -144,8 +183,59 @@ impl ObjectStore for MemoryStore {
         Ok(etag)
     }
 
-    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.body(key))
+    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
+        if let Some(bucket) = &at.bucket {
+            let elsewhere = self.elsewhere.lock().unwrap();
+            let found = elsewhere.get(bucket).and_then(|b| b.get(&at.key));
+            return Ok(found.cloned());
+        }
+        let objects = self.objects.lock().unwrap();
+        Ok(objects.get(&at.key).map(|s| Fetched {
+            body: s.body.clone(),
+            last_modified: s.object.last_modified,
+        }))
+    }
+
+    async fn put_bytes(
+        &self,
+        at: &Location,
+        body: Vec<u8>,
+        content_type: &str,
+        settings: &ObjectSettings,
+    ) -> Result<(), StoreError> {
+        self.record(format!("PUT {at}"));
+        if let Some(bucket) = &at.bucket {
+            let stamp = self.tick();
+            let mut elsewhere = self.elsewhere.lock().unwrap();
+            let objects = elsewhere.entry(bucket.clone()).or_default();
+            let last_modified = stamp;
+            objects.insert(
+                at.key.clone(),
+                Fetched {
+                    body,
+                    last_modified,
+                },
+            );
+            return Ok(());
+        }
+        let stored = Stored {
+            object: RemoteObject {
+                key: at.key.clone(),
+                size: body.len() as u64,
+                etag: ETag::new(&hex::encode(<md5::Md5 as md5::Digest>::digest(&body))),
+                last_modified: self.tick(),
+            },
+            body,
+            headers: Headers::of(content_type, settings),
+            part_size: None,
+        };
+        self.objects.lock().unwrap().insert(at.key.clone(), stored);
+        Ok(())
+    }
+
+    fn clock_resolution(&self) -> Duration {
+        // Every write has its own second.
+        Duration::ZERO
     }
 
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
@@ -162,8 +252,9 @@ impl ObjectStore for MemoryStore {
             code: Some("NoSuchKey".into()),
             message: "The specified key does not exist.".into(),
         })?;
-        // S3 keeps the ETag of an object copied onto itself.
+        // S3 keeps the ETag of an object copied onto itself, and stamps it.
         stored.headers = upload.headers();
+        stored.object.last_modified = self.tick();
         Ok(stored.object.etag.clone())
     }
 

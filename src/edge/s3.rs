@@ -11,10 +11,12 @@ use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::etag::{in_parts, part_size};
-use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::model::{
+    ETag, Headers, IncompleteUpload, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload,
+};
 use crate::stop::Stop;
 
-use super::store::{DeleteFailure, ObjectStore, StoreError};
+use super::store::{DeleteFailure, Fetched, ObjectStore, StoreError};
 
 /// Parts of one file in flight at once; files are also uploaded concurrently.
 const PART_CONCURRENCY: usize = 4;
@@ -25,7 +27,7 @@ macro_rules! with_settings {
     ($request:expr, $upload:expr) => {{
         let s = &$upload.settings;
         $request
-            .content_type(&$upload.content_type)
+            .content_type(&*$upload.content_type)
             .set_cache_control(s.cache_control.clone())
             .set_content_encoding(s.content_encoding.clone())
             .set_expires(s.expires.map(DateTime::from_secs))
@@ -39,6 +41,13 @@ macro_rules! with_settings {
             .set_server_side_encryption(s.sse.map(|e| ServerSideEncryption::from(e.as_str())))
             .set_ssekms_key_id(s.sse_kms_key_id.clone())
     }};
+}
+
+/// The headers of an object written from memory, shaped as
+/// [`with_settings`] reads an [`Upload`].
+struct Meta<'a> {
+    content_type: &'a str,
+    settings: &'a ObjectSettings,
 }
 
 pub struct S3Store {
@@ -73,6 +82,11 @@ impl S3Store {
 
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// The bucket of `at`: its own, or the deploy's.
+    fn bucket_of<'a>(&'a self, at: &'a Location) -> &'a str {
+        at.bucket.as_deref().unwrap_or(&self.bucket)
     }
 
     async fn put_single(&self, upload: &Upload) -> Result<ETag, StoreError> {
@@ -212,6 +226,9 @@ impl ObjectStore for S3Store {
                     key: Key::new(o.key().unwrap_or_default()),
                     size: o.size().unwrap_or_default().max(0) as u64,
                     etag: ETag::new(o.e_tag().unwrap_or_default()),
+                    // Unknown reads as the latest: then no manifest entry
+                    // vouches for the object's headers.
+                    last_modified: o.last_modified().map_or(i64::MAX, DateTime::secs),
                 });
             }
         }
@@ -308,26 +325,63 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
+        let bucket = self.bucket_of(at);
+        let url = || format!("s3://{bucket}/{}", at.key);
         let result = self
             .client
             .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
+            .bucket(bucket)
+            .key(at.key.as_str())
             .send()
             .await;
         let out = match result {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(store_error("GetObject", self.url(key), e)),
+            Err(e) => return Err(store_error("GetObject", url(), e)),
         };
+        // Unknown reads as the earliest: then the manifest vouches for no
+        // object's headers.
+        let last_modified = out.last_modified().map_or(i64::MIN, DateTime::secs);
         let body = out.body.collect().await.map_err(|e| StoreError {
             operation: "GetObject",
-            target: self.url(key),
+            target: url(),
             code: Some("Unreachable".into()),
             message: e.to_string(),
         })?;
-        Ok(Some(body.into_bytes().to_vec()))
+        Ok(Some(Fetched {
+            body: body.into_bytes().to_vec(),
+            last_modified,
+        }))
+    }
+
+    async fn put_bytes(
+        &self,
+        at: &Location,
+        body: Vec<u8>,
+        content_type: &str,
+        settings: &ObjectSettings,
+    ) -> Result<(), StoreError> {
+        let bucket = self.bucket_of(at);
+        let request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(at.key.as_str())
+            .body(ByteStream::from(body));
+        let meta = Meta {
+            content_type,
+            settings,
+        };
+        with_settings!(request, meta)
+            .send()
+            .await
+            .map_err(|e| store_error("PutObject", format!("s3://{bucket}/{}", at.key), e))?;
+        Ok(())
+    }
+
+    fn clock_resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
     }
 
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {

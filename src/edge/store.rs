@@ -2,8 +2,11 @@
 //! `edge::s3`; the rest of the crate sees only these.
 
 use std::future::Future;
+use std::time::Duration;
 
-use crate::model::{ETag, Headers, IncompleteUpload, Key, Prefix, RemoteObject, Upload};
+use crate::model::{
+    ETag, Headers, IncompleteUpload, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload,
+};
 use crate::stop::{Signal, Stop};
 
 /// A failed call to the store, with what the user needs to act on it.
@@ -77,6 +80,14 @@ pub struct DeleteFailure {
     pub message: String,
 }
 
+/// A small object read whole (the deploy manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// LastModified, in seconds since the Unix epoch.
+    pub last_modified: i64,
+}
+
 /// DeleteObjects takes at most this many keys (S3's DeleteObjects reference).
 pub const DELETE_BATCH: usize = 1000;
 
@@ -121,8 +132,26 @@ pub trait ObjectStore: Sync {
         upload: &IncompleteUpload,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// An object's bytes (for the small deploy manifest); `None` if absent.
-    fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// A small object's bytes and LastModified (the deploy manifest, in
+    /// this bucket or another); `None` if absent.
+    fn get(
+        &self,
+        at: &Location,
+    ) -> impl Future<Output = Result<Option<Fetched>, StoreError>> + Send;
+
+    /// Writes a small object from memory (the deploy manifest, in this
+    /// bucket or another) in one PutObject.
+    fn put_bytes(
+        &self,
+        at: &Location,
+        body: Vec<u8>,
+        content_type: &str,
+        settings: &ObjectSettings,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How far apart two writes must be for the later one to get a later
+    /// LastModified: one second on S3, which stamps whole seconds.
+    fn clock_resolution(&self) -> Duration;
 
     /// The headers an object is served with; `None` if absent.
     fn headers(

@@ -1,69 +1,258 @@
 //! The deploy manifest's decisions, pure: a small object recording, per
-//! key, the ETag S3 returned, the content hash the pipe computed, the part
-//! size it used and a digest of the headers it set. ListObjectsV2 shows
-//! neither headers nor (for SSE-KMS or foreign part sizes) a usable hash;
-//! with the manifest a redeploy needs no HeadObject for keys nobody else
-//! touched. Reading and writing it is `run::manifest`'s job.
+//! object the pipe wrote, the ETag S3 returned, the content hash the pipe
+//! computed, the part size it used and a digest of the headers it set.
+//! ListObjectsV2 shows neither headers nor (for SSE-KMS or foreign part
+//! sizes) a usable hash; with the manifest a redeploy needs no HeadObject
+//! for objects nobody touched since. Reading and writing it is
+//! `run::manifest`'s job.
+//!
+//! Three rules make it safe to keep under a served prefix and true:
+//! * **Private**: entries are indexed by HMAC-SHA256 of the key under a
+//!   random salt stored with them, truncated to 128 bits. Testing a guessed
+//!   key against it is what requesting the guessed URL does; no key, and no
+//!   bucket or prefix, is written in clear.
+//! * **Truthful**: an entry vouches for an object's content only while the
+//!   listing shows the ETag it recorded, and for its headers only while the
+//!   object's LastModified second is before the manifest's own (see
+//!   [`Previous::trusted`]). S3 keeps the ETag when only headers change, but
+//!   not the LastModified.
+//! * **Scoped**: a deploy replaces only the entries of the keys it covered;
+//!   the entries of keys its filters or `ignore` rules left out are kept
+//!   while they still hold (see [`next`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::etag::{self, HashNeed, Hashed};
-use crate::model::{ETag, HeadersDigest, Key, LocalFile, ManifestEntry as Entry, RemoteObject};
+use crate::model::{
+    ETag, HeadersDigest, Key, LocalFile, ManifestEntry as Entry, RemoteObject, Trusted,
+};
 
 use super::Plan;
 
-/// The manifest's key under the prefix, unless MANIFEST_KEY says otherwise.
-pub const DEFAULT_KEY: &str = ".s3-cloudfront-deploy-manifest.json";
-const VERSION: u32 = 1;
+/// How the pipe recognises its state objects: every key ending with this
+/// is the pipe's, never site content. Listings drop them before anything
+/// is compared, counted, deleted or invalidated (whichever key is current,
+/// with MANIFEST on or off), and local files so named are not uploaded.
+/// MANIFEST_KEY must end with it. A name rather than a folder or object
+/// metadata, because only the key is in the listing: recognising a state
+/// object costs no request.
+pub const SUFFIX: &str = ".s3-cloudfront-deploy-manifest.json";
+/// The manifest's name under the prefix, unless MANIFEST_KEY says otherwise.
+pub const DEFAULT_KEY: &str = SUFFIX;
+/// Version 1 (0.1.0) named keys in clear; version 2 indexes them by digest.
+const VERSION: u32 = 2;
+/// Bytes of the random salt (256 bits, HMAC-SHA256's key size).
+pub const SALT_BYTES: usize = 32;
+/// Bytes kept of each HMAC-SHA256: 128 bits, beyond any collision among
+/// S3's keys.
+const DIGEST_BYTES: usize = 16;
 
-#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether `key` names one of the pipe's state objects.
+pub fn is_state_object(key: &str) -> bool {
+    key.ends_with(SUFFIX)
+}
+
+/// Takes out of `items` those whose key names a state object, and returns
+/// them (for listings: the manifests, current or former; for local files:
+/// files that would overwrite one).
+pub fn take_state_objects<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) -> Vec<T> {
+    let (state, rest) = std::mem::take(items)
+        .into_iter()
+        .partition(|item| is_state_object(key(item)));
+    *items = rest;
+    state
+}
+
+/// The random key of the manifest's digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Salt(Vec<u8>);
+
+impl Salt {
+    pub fn new(bytes: [u8; SALT_BYTES]) -> Self {
+        Salt(bytes.to_vec())
+    }
+
+    /// The hex digest of `text` in `domain`: HMAC-SHA256 under the salt,
+    /// truncated to [`DIGEST_BYTES`]. The domain keeps a key's digest from
+    /// ever equalling a destination's.
+    fn digest(&self, domain: &str, text: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key size");
+        mac.update(domain.as_bytes());
+        mac.update(b":");
+        mac.update(text.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..DIGEST_BYTES])
+    }
+
+    fn key(&self, key: &str) -> String {
+        self.digest("key", key)
+    }
+}
+
+/// The manifest, in its private form.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    pub version: u32,
-    pub objects: BTreeMap<Key, Entry>,
+    salt: Salt,
+    /// Digest of the destination (`s3://bucket/prefix/`) it describes.
+    destination: String,
+    /// Entries by key digest.
+    objects: BTreeMap<String, Entry>,
+}
+
+/// The JSON form of [`Manifest`].
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    version: u32,
+    salt: String,
+    destination: String,
+    objects: BTreeMap<String, Entry>,
+}
+
+/// What 0.1.0 wrote: entries by key, in clear.
+#[derive(Deserialize)]
+struct ClearText {
+    version: u32,
+    objects: BTreeMap<Key, Entry>,
+}
+
+/// What a manifest object holds, as read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The private form, written for this destination.
+    Current(Manifest),
+    /// Version 1, keys in clear: to be rewritten in the private form now.
+    ClearText(BTreeMap<Key, Entry>),
+    /// The private form, written for another destination: two deploys
+    /// share one MANIFEST_KEY.
+    OtherDestination,
+    /// Not a manifest this pipe can read.
+    Unreadable,
 }
 
 impl Manifest {
-    pub fn new(objects: BTreeMap<Key, Entry>) -> Self {
+    /// An empty manifest for `destination` (`s3://bucket/prefix/`).
+    pub fn new(salt: Salt, destination: &str) -> Self {
         Manifest {
-            version: VERSION,
-            objects,
+            destination: salt.digest("destination", destination),
+            salt,
+            objects: BTreeMap::new(),
         }
     }
 
-    /// A manifest from another version, or unreadable, is no manifest: every
-    /// key falls back to HeadObject, and the next write replaces it.
-    pub fn parse(bytes: &[u8]) -> Option<Manifest> {
-        serde_json::from_slice::<Manifest>(bytes)
-            .ok()
-            .filter(|m| m.version == VERSION)
+    /// Reads a manifest object written for `destination`.
+    pub fn read(bytes: &[u8], destination: &str) -> Read {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        match serde_json::from_slice::<Version>(bytes).map(|v| v.version) {
+            Ok(1) => match serde_json::from_slice::<ClearText>(bytes) {
+                Ok(m) if m.version == 1 => Read::ClearText(m.objects),
+                _ => Read::Unreadable,
+            },
+            Ok(VERSION) => {
+                let Ok(stored) = serde_json::from_slice::<Stored>(bytes) else {
+                    return Read::Unreadable;
+                };
+                let salt = match hex::decode(&stored.salt) {
+                    Ok(salt) if salt.len() == SALT_BYTES => Salt(salt),
+                    _ => return Read::Unreadable,
+                };
+                if salt.digest("destination", destination) != stored.destination {
+                    return Read::OtherDestination;
+                }
+                Read::Current(Manifest {
+                    salt,
+                    destination: stored.destination,
+                    objects: stored.objects,
+                })
+            }
+            _ => Read::Unreadable,
+        }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a manifest always serialises")
+        let stored = Stored {
+            version: VERSION,
+            salt: hex::encode(&self.salt.0),
+            destination: self.destination.clone(),
+            objects: self.objects.clone(),
+        };
+        serde_json::to_vec(&stored).expect("a manifest always serialises")
     }
 
-    /// The entries still true of the bucket: those whose ETag is the one
-    /// the listing shows. Anything else was written by someone else since.
-    pub fn trusted(&self, remote: &[RemoteObject]) -> HashMap<Key, Entry> {
-        let listed: HashMap<&str, &ETag> =
-            remote.iter().map(|r| (r.key.as_str(), &r.etag)).collect();
-        self.objects
-            .iter()
-            .filter(|(key, e)| listed.get(key.as_str()) == Some(&&e.etag))
-            .map(|(key, e)| (key.clone(), e.clone()))
-            .collect()
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn salt(&self) -> &Salt {
+        &self.salt
+    }
+
+    fn insert(&mut self, key: &str, entry: Entry) {
+        self.objects.insert(self.salt.key(key), entry);
     }
 }
 
-/// Takes the manifest's own object out of the listing: it is not part of
-/// the site, so it is never compared, deleted or invalidated. Returns
-/// whether it was there.
-pub fn hide(remote: &mut Vec<RemoteObject>, key: &Key) -> bool {
-    let before = remote.len();
-    remote.retain(|r| r.key != *key);
-    remote.len() != before
+/// The manifest a deploy found, with what the evidence needs of it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Previous {
+    pub manifest: Manifest,
+    /// The manifest object's LastModified, in seconds since the Unix epoch.
+    pub last_modified: i64,
+    /// It was read in clear text (version 1), so it is rewritten whatever
+    /// the deploy changes.
+    pub clear_text: bool,
+}
+
+impl Previous {
+    /// A version 1 manifest, indexed anew under `salt`.
+    pub fn migrate(
+        entries: BTreeMap<Key, Entry>,
+        salt: Salt,
+        destination: &str,
+        last_modified: i64,
+    ) -> Self {
+        let mut manifest = Manifest::new(salt, destination);
+        for (key, entry) in entries {
+            manifest.insert(&key, entry);
+        }
+        Previous {
+            manifest,
+            last_modified,
+            clear_text: true,
+        }
+    }
+
+    /// The entries still true of the listed objects, by key. An entry
+    /// vouches for the content while the listing shows the ETag it recorded
+    /// (another upload gives another ETag, except the same bytes in one
+    /// part, which are the same content). It vouches for the headers only
+    /// when the object's LastModified is in an earlier second than the
+    /// manifest's: S3 stamps every PutObject and CopyObject, headers-only
+    /// copies included, in whole seconds, and the pipe writes the manifest
+    /// after every other write of a deploy and at least one second after
+    /// the last of them (`run::manifest::save`). An object stamped in the
+    /// manifest's second or later may have been written after it (a killed
+    /// run of ours, another tool) and needs a HeadObject.
+    pub fn trusted(&self, remote: &[RemoteObject]) -> HashMap<Key, Trusted> {
+        remote
+            .iter()
+            .filter_map(|r| {
+                let entry = self.manifest.objects.get(&self.manifest.salt.key(&r.key))?;
+                (entry.etag == r.etag).then(|| {
+                    let trusted = Trusted {
+                        entry: entry.clone(),
+                        headers: r.last_modified < self.last_modified,
+                    };
+                    (r.key.clone(), trusted)
+                })
+            })
+            .collect()
+    }
 }
 
 /// The uploaded files to hash for the next manifest, the way S3 computed
@@ -79,7 +268,10 @@ pub fn hashes_for_next<'a>(local: &'a [LocalFile], plan: &Plan) -> Vec<(&'a Loca
 
 /// What a deploy learnt about each key, for the next manifest.
 pub struct Evidence<'a> {
-    pub trusted: &'a HashMap<Key, Entry>,
+    /// [`Previous::trusted`] over the whole listing, outside the deploy's
+    /// scope too.
+    pub trusted: &'a HashMap<Key, Trusted>,
+    /// The listing of the deploy's scope.
     pub remote: &'a [RemoteObject],
     pub hashes: &'a HashMap<Key, Hashed>,
     pub remote_headers: &'a HashMap<Key, HeadersDigest>,
@@ -87,56 +279,104 @@ pub struct Evidence<'a> {
     pub written: &'a HashMap<Key, ETag>,
 }
 
-/// The manifest after a successful deploy: an entry for every key the pipe
-/// knows to be as it left it.
-pub fn next(plan: &Plan, evidence: &Evidence) -> Manifest {
+/// The manifest a deploy leaves.
+pub struct Next {
+    pub manifest: Manifest,
+    /// Entries whose evidence is this deploy's own (a write, a HeadObject)
+    /// rather than an entry carried over: the objects may be stamped in the
+    /// old manifest's second or later, so only a new manifest vouches for
+    /// their headers.
+    pub renewed: usize,
+}
+
+/// The manifest after a successful deploy, under `salt`: an entry for
+/// every key the pipe knows to be as it left it. The keys the deploy
+/// covered (uploaded, fixed, skipped, deleted) get entries from this
+/// deploy's evidence; every other listed key, left out by filters or
+/// `ignore` rules or kept without DELETE_FLAG, keeps its entry while that
+/// still vouches for content and headers.
+pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> Next {
     let listed: HashMap<&str, &ETag> = evidence
         .remote
         .iter()
         .map(|r| (r.key.as_str(), &r.etag))
         .collect();
-    let entry = |etag: &ETag, hash: &Hashed, headers: &HeadersDigest| Entry {
-        etag: etag.clone(),
-        md5: hash.etag.clone(),
-        part_size: hash.part_size,
-        headers: headers.clone(),
+    let written = plan.uploads.iter().chain(&plan.copies);
+    let covered: HashSet<&str> = written
+        .clone()
+        .map(|u| u.upload.key.as_str())
+        .chain(plan.skips.iter().map(|(key, _)| key.as_str()))
+        .chain(plan.deletes.iter().map(|d| d.key.as_str()))
+        .collect();
+    // What the content is: as hashed now, or as a trusted entry recorded it.
+    let content = |key: &Key| {
+        let hashed = evidence.hashes.get(key).map(|h| (&h.etag, h.part_size));
+        hashed.or_else(|| {
+            let t = evidence.trusted.get(key)?;
+            Some((&t.entry.md5, t.entry.part_size))
+        })
     };
-    let mut objects = BTreeMap::new();
+    let entry =
+        |etag: &ETag, (md5, part_size): (&ETag, Option<u64>), headers: &HeadersDigest| Entry {
+            etag: etag.clone(),
+            md5: md5.clone(),
+            part_size,
+            headers: headers.clone(),
+        };
+
+    let mut manifest = Manifest::new(salt, destination);
+    let mut renewed = 0;
+    for (key, t) in evidence.trusted {
+        if t.headers && !covered.contains(key.as_str()) {
+            manifest.insert(key, t.entry.clone());
+        }
+    }
     for (key, _) in &plan.skips {
-        let known = evidence.trusted.get(key).cloned().or_else(|| {
-            let (etag, hash, headers) = (
-                listed.get(key.as_str())?,
-                evidence.hashes.get(key)?,
-                evidence.remote_headers.get(key)?,
-            );
-            Some(entry(etag, hash, headers))
-        });
-        if let Some(e) = known {
-            objects.insert(key.clone(), e);
+        if let Some(t) = evidence.trusted.get(key).filter(|t| t.headers) {
+            manifest.insert(key, t.entry.clone());
+            continue;
+        }
+        let found = (|| {
+            let headers = evidence.remote_headers.get(key)?;
+            Some(entry(listed.get(key.as_str())?, content(key)?, headers))
+        })();
+        if let Some(e) = found {
+            manifest.insert(key, e);
+            renewed += 1;
         }
     }
-    for u in plan.uploads.iter().chain(&plan.copies) {
+    for u in written {
         let key = &u.upload.key;
-        if let (Some(etag), Some(hash)) = (evidence.written.get(key), evidence.hashes.get(key)) {
-            objects.insert(key.clone(), entry(etag, hash, &u.upload.headers().digest()));
+        if let (Some(etag), Some(content)) = (evidence.written.get(key), content(key)) {
+            manifest.insert(key, entry(etag, content, &u.upload.headers().digest()));
+            renewed += 1;
         }
     }
-    for key in &plan.kept {
-        if let Some(e) = evidence.trusted.get(key) {
-            objects.insert(key.clone(), e.clone());
-        }
-    }
-    Manifest::new(objects)
+    Next { manifest, renewed }
 }
 
-/// Whether the manifest must be written: only when it would change.
-pub fn needs_write(previous: Option<&Manifest>, next: &Manifest) -> bool {
-    previous != Some(next)
+/// Whether the manifest must be written: when there was none, when it was
+/// in clear text, when an entry changed, or when this deploy's own
+/// evidence vouches for an entry (see [`Next::renewed`]).
+pub fn needs_write(previous: Option<&Previous>, next: &Next) -> bool {
+    previous.is_none_or(|p| {
+        p.clear_text || next.renewed > 0 || p.manifest.objects != next.manifest.objects
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ObjectSettings, Upload};
+    use crate::plan::{PlannedDelete, PlannedUpload, Reason, Wave};
+
+    const DEST: &str = "s3://b/site/";
+    /// The manifest's own LastModified in these tests.
+    const WRITTEN: i64 = 1_000;
+
+    fn salt(byte: u8) -> Salt {
+        Salt::new([byte; SALT_BYTES])
+    }
 
     fn entry(etag: &str) -> Entry {
         Entry {
@@ -147,47 +387,264 @@ mod tests {
         }
     }
 
-    fn listed(key: &str, etag: &str) -> RemoteObject {
+    fn listed(key: &str, etag: &str, last_modified: i64) -> RemoteObject {
         RemoteObject {
             key: Key::new(key),
             size: 1,
             etag: ETag::new(etag),
+            last_modified,
+        }
+    }
+
+    fn previous(entries: &[(&str, Entry)]) -> Previous {
+        let mut manifest = Manifest::new(salt(1), DEST);
+        for (key, e) in entries {
+            manifest.insert(key, e.clone());
+        }
+        Previous {
+            manifest,
+            last_modified: WRITTEN,
+            clear_text: false,
+        }
+    }
+
+    fn read_back(m: &Manifest) -> Manifest {
+        match Manifest::read(&m.to_json(), DEST) {
+            Read::Current(m) => m,
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn only_entries_matching_the_listing_are_trusted() {
-        let m = Manifest::new(BTreeMap::from([
-            (Key::new("a"), entry("e1")),
-            (Key::new("b"), entry("e2")),
-            (Key::new("gone"), entry("e3")),
-        ]));
-        let m = Manifest::parse(&m.to_json()).unwrap();
-        let trusted = m.trusted(&[listed("a", "E1"), listed("b", "overwritten")]);
-        assert_eq!(trusted.keys().collect::<Vec<_>>(), [&Key::new("a")]);
+    fn no_key_is_written_in_clear() {
+        let mut m = Manifest::new(salt(7), DEST);
+        m.insert("site/press/embargoed-launch.html", entry("e1"));
+        let json = String::from_utf8(m.to_json()).unwrap();
+        for clear in ["embargoed", "press", "site/", "s3://"] {
+            assert!(!json.contains(clear), "{clear} in {json}");
+        }
+        assert_eq!(read_back(&m), m);
+        // Another salt, other digests: nothing to look up across sites.
+        let mut other = Manifest::new(salt(8), DEST);
+        other.insert("site/press/embargoed-launch.html", entry("e1"));
+        assert_ne!(m.objects.keys().next(), other.objects.keys().next());
     }
 
     #[test]
-    fn unreadable_or_other_versions_are_ignored() {
-        assert!(Manifest::parse(b"not json").is_none());
-        assert!(Manifest::parse(br#"{"version": 99, "objects": {}}"#).is_none());
+    fn a_manifest_of_another_destination_is_not_used() {
+        let m = Manifest::new(salt(1), "s3://b/staging/");
+        assert_eq!(Manifest::read(&m.to_json(), DEST), Read::OtherDestination);
     }
 
     #[test]
-    fn the_manifest_is_hidden_from_the_listing() {
-        let mut remote = vec![listed("p/a", "1"), listed("p/.m.json", "2")];
-        assert!(hide(&mut remote, &Key::new("p/.m.json")));
-        assert_eq!(remote, [listed("p/a", "1")]);
-        assert!(!hide(&mut remote, &Key::new("p/.m.json")));
+    fn version_1_is_read_for_migration_and_the_unreadable_is_ignored() {
+        let v1 = br#"{"version":1,"objects":{"site/a":{"etag":"e1","md5":"m","part_size":null,"headers":"h"}}}"#;
+        let Read::ClearText(entries) = Manifest::read(v1, DEST) else {
+            panic!("version 1 not read")
+        };
+        let migrated = Previous::migrate(entries, salt(2), DEST, WRITTEN);
+        assert!(migrated.clear_text);
+        let trusted = migrated.trusted(&[listed("site/a", "e1", WRITTEN - 1)]);
+        assert_eq!(trusted[&Key::new("site/a")].entry, entry("e1"));
+        assert!(
+            !String::from_utf8(migrated.manifest.to_json())
+                .unwrap()
+                .contains("site/a")
+        );
+        for bad in [
+            &b"not json"[..],
+            br#"{"version": 99, "objects": {}}"#,
+            br#"{"version": 2, "salt": "zz", "destination": "", "objects": {}}"#,
+        ] {
+            assert_eq!(Manifest::read(bad, DEST), Read::Unreadable);
+        }
     }
 
     #[test]
-    fn unchanged_manifests_are_not_rewritten() {
-        let m = Manifest::new(BTreeMap::from([(Key::new("a"), entry("e1"))]));
-        assert!(needs_write(None, &m));
-        assert!(!needs_write(
-            Some(&Manifest::parse(&m.to_json()).unwrap()),
-            &m
-        ));
+    fn the_etag_vouches_for_content_and_an_older_stamp_for_headers() {
+        let p = previous(&[
+            ("old", entry("e1")),
+            ("same-second", entry("e2")),
+            ("later", entry("e3")),
+            ("overwritten", entry("e4")),
+            ("gone", entry("e5")),
+        ]);
+        let trusted = p.trusted(&[
+            listed("old", "E1", WRITTEN - 1),
+            // S3 stamps whole seconds: in the manifest's own second, the
+            // object may have been written after it.
+            listed("same-second", "e2", WRITTEN),
+            listed("later", "e3", WRITTEN + 60),
+            listed("overwritten", "other", WRITTEN - 1),
+            listed("unknown", "e1", WRITTEN - 1),
+        ]);
+        let headers: BTreeMap<&str, bool> = trusted
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.headers))
+            .collect();
+        assert_eq!(
+            headers,
+            BTreeMap::from([("later", false), ("old", true), ("same-second", false)])
+        );
+    }
+
+    #[test]
+    fn state_objects_are_recognised_by_their_suffix() {
+        let mut remote = vec![
+            listed("p/a", "1", 0),
+            listed("p/.s3-cloudfront-deploy-manifest.json", "2", 0),
+            listed("p/meta/old.s3-cloudfront-deploy-manifest.json", "3", 0),
+            listed("p/s3-cloudfront-deploy-manifest.json.bak", "4", 0),
+        ];
+        let state = take_state_objects(&mut remote, |r| &r.key);
+        assert_eq!(state.len(), 2);
+        assert_eq!(
+            remote,
+            [
+                listed("p/a", "1", 0),
+                listed("p/s3-cloudfront-deploy-manifest.json.bak", "4", 0)
+            ]
+        );
+    }
+
+    fn upload(key: &str) -> PlannedUpload {
+        PlannedUpload {
+            upload: Upload {
+                key: Key::new(key),
+                path: key.into(),
+                size: 1,
+                content_type: "text/html".into(),
+                settings: ObjectSettings::default(),
+            },
+            reason: Reason::New,
+            wave: Wave::Assets,
+        }
+    }
+
+    fn hashed(md5: &str) -> Hashed {
+        Hashed {
+            etag: ETag::new(md5),
+            part_size: None,
+        }
+    }
+
+    #[test]
+    fn only_what_the_deploy_covered_is_replaced() {
+        let p = previous(&[
+            ("page.html", entry("p1")),
+            ("left-out.css", entry("c1")),
+            ("left-out-touched.css", entry("t1")),
+            ("deleted.js", entry("d1")),
+            ("kept.js", entry("k1")),
+        ]);
+        let everything = [
+            listed("page.html", "p1", WRITTEN - 5),
+            listed("left-out.css", "c1", WRITTEN - 5),
+            listed("left-out-touched.css", "t1", WRITTEN + 5),
+            listed("deleted.js", "d1", WRITTEN - 5),
+            listed("kept.js", "k1", WRITTEN - 5),
+        ];
+        let trusted = p.trusted(&everything);
+        let plan = Plan {
+            uploads: vec![upload("page.html")],
+            deletes: vec![PlannedDelete {
+                key: Key::new("deleted.js"),
+                size: 1,
+            }],
+            kept: vec![Key::new("kept.js")],
+            ..Plan::default()
+        };
+        let hashes = HashMap::from([(Key::new("page.html"), hashed("p2"))]);
+        let written = HashMap::from([(Key::new("page.html"), ETag::new("p2"))]);
+        let next = next(
+            p.manifest.salt().clone(),
+            DEST,
+            &plan,
+            &Evidence {
+                trusted: &trusted,
+                remote: &everything[..1],
+                hashes: &hashes,
+                remote_headers: &HashMap::new(),
+                written: &written,
+            },
+        );
+        assert_eq!(next.renewed, 1);
+        let m = &next.manifest;
+        let has = |key: &str| m.objects.get(&m.salt.key(key)).map(|e| e.etag.to_string());
+        assert_eq!(has("page.html").as_deref(), Some("p2"));
+        assert_eq!(has("left-out.css").as_deref(), Some("c1"));
+        assert_eq!(has("kept.js").as_deref(), Some("k1"));
+        // Changed after the manifest: its headers are no longer known.
+        assert_eq!(has("left-out-touched.css"), None);
+        assert_eq!(has("deleted.js"), None);
+        assert_eq!(m.len(), 3);
+        assert!(needs_write(Some(&p), &next));
+    }
+
+    /// The manifest a deploy that skipped every listed key leaves.
+    fn after_skips(
+        p: &Previous,
+        remote: &[RemoteObject],
+        heads: &HashMap<Key, HeadersDigest>,
+    ) -> Next {
+        let plan = Plan {
+            skips: remote
+                .iter()
+                .map(|r| (r.key.clone(), Reason::Unchanged))
+                .collect(),
+            ..Plan::default()
+        };
+        let hashes = HashMap::new();
+        let written = HashMap::new();
+        let evidence = Evidence {
+            trusted: &p.trusted(remote),
+            remote,
+            hashes: &hashes,
+            remote_headers: heads,
+            written: &written,
+        };
+        next(p.manifest.salt().clone(), DEST, &plan, &evidence)
+    }
+
+    #[test]
+    fn skips_keep_trusted_entries_or_take_the_head_objects_evidence() {
+        let p = previous(&[("fresh", entry("f")), ("touched", entry("t"))]);
+        let remote = [
+            listed("fresh", "f", WRITTEN - 1),
+            listed("touched", "t", WRITTEN + 1),
+        ];
+        let heads = HashMap::from([(Key::new("touched"), HeadersDigest::of_text("h"))]);
+        let renewed = after_skips(&p, &remote, &heads);
+        // The same entries, but `touched` is vouched for by a HeadObject
+        // made after the old manifest: only a new one keeps it from
+        // costing a HeadObject again.
+        assert_eq!(renewed.manifest, p.manifest);
+        assert_eq!(renewed.renewed, 1);
+        assert!(needs_write(Some(&p), &renewed));
+        // Without the HeadObject's evidence, the entry is dropped.
+        let dropped = after_skips(&p, &remote, &HashMap::new());
+        assert_eq!(dropped.manifest.len(), 1);
+        assert!(needs_write(Some(&p), &dropped));
+
+        let remote = [
+            listed("fresh", "f", WRITTEN - 1),
+            listed("touched", "t", WRITTEN - 1),
+        ];
+        let carried = after_skips(&p, &remote, &HashMap::new());
+        assert_eq!(carried.renewed, 0);
+        assert!(!needs_write(Some(&p), &carried), "nothing to rewrite");
+    }
+
+    #[test]
+    fn a_clear_text_manifest_is_rewritten_even_when_nothing_changed() {
+        let mut p = previous(&[]);
+        let unchanged = Next {
+            manifest: p.manifest.clone(),
+            renewed: 0,
+        };
+        assert!(!needs_write(Some(&p), &unchanged));
+        p.clear_text = true;
+        assert!(needs_write(Some(&p), &unchanged));
+        assert!(needs_write(None, &unchanged));
     }
 }

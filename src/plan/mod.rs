@@ -20,8 +20,8 @@ use std::fmt;
 
 use crate::etag::{self, HashNeed, Hashed};
 use crate::model::{
-    ETag, HeadersDigest, Key, LocalFile, ManifestEntry as Entry, ObjectSettings, Prefix,
-    RemoteObject, ScanProblem, Upload,
+    ETag, HeadersDigest, Key, LocalFile, ObjectSettings, Prefix, RemoteObject, ScanProblem,
+    Trusted, Upload,
 };
 use filter::Filters;
 use rules::Rules;
@@ -84,7 +84,7 @@ pub fn hashes_needed<'a>(
     local: &'a [LocalFile],
     remote: &[RemoteObject],
     size_only: bool,
-    trusted: &HashMap<Key, Entry>,
+    trusted: &HashMap<Key, Trusted>,
 ) -> Vec<(&'a LocalFile, HashNeed)> {
     if size_only {
         return Vec::new();
@@ -96,8 +96,9 @@ pub fn hashes_needed<'a>(
             let obj = remote
                 .get(file.key.as_str())
                 .filter(|r| r.size == file.size)?;
-            if let Some(entry) = trusted.get(&file.key) {
-                return Some((file, entry.part_size.map_or(HashNeed::Md5, HashNeed::Parts)));
+            if let Some(t) = trusted.get(&file.key) {
+                let need = t.entry.part_size.map_or(HashNeed::Md5, HashNeed::Parts);
+                return Some((file, need));
             }
             Some((file, etag::need(file.size, &obj.etag)?))
         })
@@ -242,9 +243,10 @@ pub struct PlanInput<'a> {
     pub entry_documents: Option<&'a globset::GlobSet>,
     /// Per-file headers; `settings` fill what a rule leaves out.
     pub rules: &'a Rules,
-    /// Manifest entries the evidence still vouches for ([`manifest::Manifest::trusted`]).
-    pub trusted: &'a HashMap<Key, Entry>,
-    /// Header digests read with HeadObject, for keys without a trusted entry.
+    /// Manifest entries the evidence still vouches for ([`manifest::Previous::trusted`]).
+    pub trusted: &'a HashMap<Key, Trusted>,
+    /// Header digests read with HeadObject, for keys whose headers no
+    /// trusted entry vouches for.
     pub remote_headers: &'a HashMap<Key, HeadersDigest>,
 }
 
@@ -259,7 +261,10 @@ fn content(file: &LocalFile, obj: Option<&RemoteObject>, input: &PlanInput) -> R
         },
         Some(_) if input.size_only => Reason::SameSize,
         Some(obj) => {
-            let known = input.trusted.get(&file.key).map_or(&obj.etag, |e| &e.md5);
+            let known = input
+                .trusted
+                .get(&file.key)
+                .map_or(&obj.etag, |t| &t.entry.md5);
             match input.local_etags.get(&file.key) {
                 Some(local) if local.etag == *known => Reason::Unchanged,
                 Some(_) => Reason::ContentChanged,
@@ -270,20 +275,24 @@ fn content(file: &LocalFile, obj: Option<&RemoteObject>, input: &PlanInput) -> R
 }
 
 /// The keys whose content is unchanged but whose headers only a HeadObject
-/// can tell: those without a trusted manifest entry.
+/// can tell: those no trusted manifest entry vouches for, headers included.
 pub fn heads_needed(input: &PlanInput) -> Vec<Key> {
     let remote: HashMap<&str, &RemoteObject> =
         input.remote.iter().map(|r| (r.key.as_str(), r)).collect();
     input
         .local
         .iter()
-        .filter(|f| !input.trusted.contains_key(&f.key))
+        .filter(|f| !headers_vouched(input, &f.key))
         .filter(|f| {
             let obj = remote.get(f.key.as_str()).copied();
             content(f, obj, input) == Reason::Unchanged
         })
         .map(|f| f.key.clone())
         .collect()
+}
+
+fn headers_vouched(input: &PlanInput, key: &Key) -> bool {
+    input.trusted.get(key).is_some_and(|t| t.headers)
 }
 
 /// The object a file should become: its key, bytes and headers.
@@ -325,7 +334,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             let actual = input
                 .trusted
                 .get(&file.key)
-                .map(|e| &e.headers)
+                .filter(|t| t.headers)
+                .map(|t| &t.entry.headers)
                 .or_else(|| input.remote_headers.get(&file.key));
             if actual.is_some_and(|a| *a != wanted) {
                 let fix = PlannedUpload {
@@ -426,6 +436,7 @@ mod tests {
             key: Key::new(key),
             size,
             etag: ETag::new(etag),
+            last_modified: 0,
         }
     }
 
@@ -457,7 +468,7 @@ mod tests {
         settings: &'a ObjectSettings,
     ) -> PlanInput<'a> {
         static RULES: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Rules::default);
-        static NONE_TRUSTED: std::sync::LazyLock<HashMap<Key, Entry>> =
+        static NONE_TRUSTED: std::sync::LazyLock<HashMap<Key, Trusted>> =
             std::sync::LazyLock::new(HashMap::new);
         static NO_HEADS: std::sync::LazyLock<HashMap<Key, HeadersDigest>> =
             std::sync::LazyLock::new(HashMap::new);
@@ -769,45 +780,63 @@ mod tests {
 
     #[test]
     fn trusted_manifest_entries_decide_content_and_headers() {
-        use crate::model::Headers;
+        use crate::model::{Headers, ManifestEntry as Entry};
         let kms_etag = "ffffffffffffffffffffffffffffffff"; // not the content's MD5
         let local = [
             file("same.css", 1),
             file("fix.css", 1),
             file("edited.css", 1),
             file("untrusted.css", 1),
+            file("touched.css", 1),
         ];
         let remote = [
             obj("same.css", 1, kms_etag),
             obj("fix.css", 1, kms_etag),
             obj("edited.css", 1, kms_etag),
             obj("untrusted.css", 1, A),
+            obj("touched.css", 1, kms_etag),
         ];
         let wanted = Headers::of("text/css; charset=utf-8", &ObjectSettings::default()).digest();
-        let entry = |headers: HeadersDigest| Entry {
-            etag: ETag::new(kms_etag),
-            md5: ETag::new(A),
-            part_size: None,
-            headers,
+        let entry = |headers: HeadersDigest, headers_vouched: bool| Trusted {
+            entry: Entry {
+                etag: ETag::new(kms_etag),
+                md5: ETag::new(A),
+                part_size: None,
+                headers,
+            },
+            headers: headers_vouched,
         };
         let trusted = HashMap::from([
-            (Key::new("same.css"), entry(wanted.clone())),
-            (Key::new("fix.css"), entry(HeadersDigest::of_text("old"))),
-            (Key::new("edited.css"), entry(wanted)),
+            (Key::new("same.css"), entry(wanted.clone(), true)),
+            (
+                Key::new("fix.css"),
+                entry(HeadersDigest::of_text("old"), true),
+            ),
+            (Key::new("edited.css"), entry(wanted.clone(), true)),
+            // Stamped after the manifest: its content is known (KMS ETag,
+            // no re-upload), its recorded headers may no longer be true.
+            (Key::new("touched.css"), entry(wanted, false)),
         ]);
         let etags = etags(&[
             ("same.css", A),
             ("fix.css", A),
             ("edited.css", B),
             ("untrusted.css", A),
+            ("touched.css", A),
         ]);
         let settings = ObjectSettings::default();
         let mut input = PlanInput {
             trusted: &trusted,
             ..input(&local, &remote, &etags, &settings)
         };
-        assert_eq!(heads_needed(&input), [Key::new("untrusted.css")]);
-        let heads = HashMap::from([(Key::new("untrusted.css"), HeadersDigest::of_text("other"))]);
+        assert_eq!(
+            heads_needed(&input),
+            [Key::new("untrusted.css"), Key::new("touched.css")]
+        );
+        let heads = HashMap::from([
+            (Key::new("untrusted.css"), HeadersDigest::of_text("other")),
+            (Key::new("touched.css"), HeadersDigest::of_text("other")),
+        ]);
         input.remote_headers = &heads;
         let p = plan(&input);
         assert_eq!(p.skips, [skip("same.css", Reason::Unchanged)]);
@@ -820,13 +849,14 @@ mod tests {
             copies,
             [
                 ("fix.css", &Reason::HeadersChanged),
-                ("untrusted.css", &Reason::HeadersChanged)
+                ("untrusted.css", &Reason::HeadersChanged),
+                ("touched.css", &Reason::HeadersChanged)
             ]
         );
         assert_eq!(reasons(&p), [("edited.css", &Reason::ContentChanged)]);
         assert_eq!(
             p.changed_keys(),
-            ["edited.css", "fix.css", "untrusted.css"]
+            ["edited.css", "fix.css", "untrusted.css", "touched.css"]
                 .map(Key::new)
                 .to_vec()
         );
@@ -839,11 +869,14 @@ mod tests {
         let remote = [obj("big.bin", huge, A)];
         let trusted = HashMap::from([(
             Key::new("big.bin"),
-            Entry {
-                etag: ETag::new(A),
-                md5: ETag::new(A),
-                part_size: None,
-                headers: HeadersDigest::of_text("old"),
+            Trusted {
+                entry: crate::model::ManifestEntry {
+                    etag: ETag::new(A),
+                    md5: ETag::new(A),
+                    part_size: None,
+                    headers: HeadersDigest::of_text("old"),
+                },
+                headers: true,
             },
         )]);
         let etags = etags(&[("big.bin", A)]);

@@ -160,6 +160,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
                 key: prefix.join(relative),
                 size,
                 etag: ETag::new(ETAGS[etag]),
+                last_modified: 0,
             })
         })
         .collect();

@@ -193,9 +193,25 @@ impl Sink for Console {
                 "{error}: incomplete multipart uploads are not swept (grant s3:ListBucketMultipartUploads \
                  and s3:AbortMultipartUpload, or set ABORT_INCOMPLETE_UPLOADS_AFTER to 0)"
             ),
-            Event::ManifestUnreadable { key } => {
-                warn!("The deploy manifest {key} is unreadable: it will be rewritten")
+            Event::ManifestUnreadable { at } => {
+                warn!("The deploy manifest {at} is unreadable: it will be rewritten")
             }
+            Event::ManifestInClearText { at } => warn!(
+                "The deploy manifest {at} names every key in clear (version 1): \
+                 this deploy rewrites it in the private form"
+            ),
+            Event::ManifestOfAnotherDestination { at } => warn!(
+                "The deploy manifest {at} was written for another destination: \
+                 give each S3_BUCKET its own MANIFEST_KEY; this deploy replaces it"
+            ),
+            Event::FormerManifest { key } => info!(
+                "{key} is a deploy manifest this deploy does not use: \
+                 left as it is (the pipe never deletes one; delete it yourself if it is no longer needed)"
+            ),
+            Event::ReservedName { relative } => warn!(
+                "{relative} is not uploaded: names ending in {} are reserved for the deploy manifest",
+                crate::plan::manifest::SUFFIX
+            ),
             Event::Planned {
                 plan,
                 destination,
@@ -248,8 +264,8 @@ impl Sink for Console {
                 "delete: {} failed: {}: {}",
                 failure.key, failure.code, failure.message
             ),
-            Event::ManifestWritten { key, entries } => {
-                info!("Deploy manifest written to {key}: {entries} entries")
+            Event::ManifestWritten { at, entries } => {
+                info!("Deploy manifest written to {at}: {entries} entries")
             }
             Event::Deployed {
                 plan,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::edge::cdn::CdnError;
 use crate::edge::store::{DeleteFailure, StoreError};
-use crate::model::{ETag, Key, RemoteObject};
+use crate::model::{ETag, Key, Location, RemoteObject};
 use crate::plan::{Plan, PlannedUpload, Write};
 
 use super::error::PipeError;
@@ -69,7 +69,26 @@ pub enum Event<'a> {
     },
     /// The deploy manifest could not be read: every key falls back to HeadObject.
     ManifestUnreadable {
+        at: &'a Location,
+    },
+    /// The deploy manifest names keys in clear (version 1): this deploy
+    /// rewrites it in the private form.
+    ManifestInClearText {
+        at: &'a Location,
+    },
+    /// The deploy manifest was written for another destination (a
+    /// MANIFEST_KEY shared by two deploys): this deploy replaces it.
+    ManifestOfAnotherDestination {
+        at: &'a Location,
+    },
+    /// A state object under the prefix that this deploy does not use (an
+    /// earlier MANIFEST_KEY, or MANIFEST off): left as it is.
+    FormerManifest {
         key: &'a Key,
+    },
+    /// A local file named like a state object: not uploaded.
+    ReservedName {
+        relative: &'a str,
     },
     /// Every decision, before any write.
     Planned {
@@ -104,7 +123,7 @@ pub enum Event<'a> {
         failure: &'a DeleteFailure,
     },
     ManifestWritten {
-        key: &'a Key,
+        at: &'a Location,
         entries: usize,
     },
     /// The deploy is over and succeeded (or, dry, was only planned).

@@ -22,9 +22,9 @@ use crate::edge::cdn::Cdn;
 use crate::edge::scan;
 use crate::edge::store::ObjectStore;
 use crate::etag::Hashed;
-use crate::model::{HeadersDigest, Key, ManifestEntry, Prefix, RemoteObject};
+use crate::model::{HeadersDigest, Key, Prefix, RemoteObject, Trusted};
 use crate::plan::invalidation::Changed;
-use crate::plan::manifest::Manifest;
+use crate::plan::manifest::Previous;
 use crate::plan::{self, Plan, PlanInput, guard, manifest as decide, uploads};
 use crate::stop::Stop;
 
@@ -113,6 +113,14 @@ pub async fn unless_stopped<T>(
     }
 }
 
+/// Whether `key` is the manifest this deploy reads and writes.
+fn is_current(target: &Deploy, key: &crate::model::Key) -> bool {
+    target
+        .manifest
+        .as_ref()
+        .is_some_and(|at| at.bucket.is_none() && at.key == *key)
+}
+
 /// One deploy of a folder; returns its plan and what was done.
 pub async fn deploy<S: ObjectStore, E: Sink>(
     target: &Deploy,
@@ -158,10 +166,17 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         };
         execute::execute(store, &plan, limits, sink).await?
     };
-    if let (Some(key), false) = (&target.manifest_key, target.dry_run) {
+    let settled = Instant::now();
+    if let (Some(at), false) = (&target.manifest, target.dry_run) {
         let uploaded = decide::hashes_for_next(local, &plan);
         hashes.extend(evidence::local_etags(store, uploaded).await?);
+        let salt = match &previous {
+            Some(p) => p.manifest.salt().clone(),
+            None => manifest::fresh_salt()?,
+        };
         let next = decide::next(
+            salt,
+            &destination,
             &plan,
             &decide::Evidence {
                 trusted: &trusted,
@@ -172,7 +187,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             },
         );
         if decide::needs_write(previous.as_ref(), &next) {
-            manifest::save(store, key, &next, sink).await?;
+            manifest::save(store, at, &next.manifest, settled, sink).await?;
         }
     }
     sink.event(&Event::Deployed {
@@ -189,8 +204,8 @@ struct Ready {
     /// Holds the compressed copies until the upload is over.
     prepared: compress::Prepared,
     remote: Vec<RemoteObject>,
-    previous: Option<Manifest>,
-    trusted: HashMap<Key, ManifestEntry>,
+    previous: Option<Previous>,
+    trusted: HashMap<Key, Trusted>,
     hashes: HashMap<Key, Hashed>,
     heads: HashMap<Key, HeadersDigest>,
     plan: Plan,
@@ -217,13 +232,31 @@ async fn prepare<S: ObjectStore, E: Sink>(
             sink,
         );
         let (scanned, remote, ()) = tokio::join!(scan, store.list(&target.prefix), sweep);
+        // The pipe's state objects are never site content, whichever
+        // manifest is current and whether MANIFEST is on or off.
         let mut remote = remote?;
-        let previous = match &target.manifest_key {
-            Some(key) => manifest::load(store, key, &mut remote, sink).await?,
+        let state = decide::take_state_objects(&mut remote, |r| &r.key);
+        for former in state.iter().filter(|s| !is_current(target, &s.key)) {
+            sink.event(&Event::FormerManifest { key: &former.key });
+        }
+        let previous = match &target.manifest {
+            Some(at) => {
+                let prefix = &target.prefix;
+                manifest::load(store, at, prefix, &state, destination, sink).await?
+            }
             None => None,
         };
+        let trusted = previous
+            .as_ref()
+            .map(|p| p.trusted(&remote))
+            .unwrap_or_default();
         let scanned = scanned.expect("scanning does not panic");
         let mut local = scanned.files;
+        for reserved in decide::take_state_objects(&mut local, |f| &f.key) {
+            sink.event(&Event::ReservedName {
+                relative: &reserved.relative,
+            });
+        }
         if target.precompressed {
             local = plan::precompressed::serve_siblings(local);
         }
@@ -239,9 +272,9 @@ async fn prepare<S: ObjectStore, E: Sink>(
         if !scoped.problems.is_empty() {
             return Err(PipeError::Scan(ScanErrors(scoped.problems)));
         }
-        Ok::<_, PipeError>((scoped, scanned.links_skipped, previous))
+        Ok::<_, PipeError>((scoped, scanned.links_skipped, previous, trusted))
     });
-    let (scoped, links_skipped, previous) = listed.await?;
+    let (scoped, links_skipped, previous, trusted) = listed.await?;
     let plan::Scoped {
         local,
         remote,
@@ -263,10 +296,6 @@ async fn prepare<S: ObjectStore, E: Sink>(
         links_skipped,
     });
 
-    let trusted = previous
-        .as_ref()
-        .map(|m| m.trusted(&remote))
-        .unwrap_or_default();
     let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
     let hashes = timed(sink, "hash", evidence::local_etags(store, needs)).await?;
     let no_heads = HashMap::new();
