@@ -40,10 +40,14 @@ demo: $(VENV)/.installed build
 stop:
 	@scripts/emulator.sh stop "$(DEMO_ENDPOINT)"
 
-## This pipe against `aws s3 sync` on one local server, same run, same site;
-## then the container's cold start against the bare binary's.
+## This pipe against aws s3 sync, s5cmd and rclone on one local server, same
+## run, same site: with no added latency, then with 100 ms a request; then the
+## container's cold start against the bare binary's.
 bench: $(VENV)/.installed image
+	@command -v rclone >/dev/null || (apt-get update -qq && apt-get install -y -qq rclone >/dev/null)
+	@command -v /usr/bin/time >/dev/null || (apt-get update -qq && apt-get install -y -qq time >/dev/null)
 	$(PY) scripts/bench.py --bin "$(BIN)" $(BENCH_ARGS)
+	$(PY) scripts/bench.py --bin "$(BIN)" --latency-ms 100 $(BENCH_ARGS)
 	$(PY) scripts/coldstart.py --bin "$(BIN)" --image "$(IMAGE)"
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)

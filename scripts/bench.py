@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""This pipe against `aws s3 sync` (the command atlassian/aws-s3-deploy runs),
-on one local moto server, in one run, on the same generated site.
+"""This pipe against the tools users would pick instead, on one local moto
+server, in one run, on the same generated site: `aws s3 sync` (the command
+atlassian/aws-s3-deploy runs), `s5cmd sync` (256 workers) and
+`rclone sync --checksum --fast-list`. With --latency-ms every request goes
+through a proxy that holds it that long, as a distant region does.
 
 Phases, each run by both tools on their own bucket:
   a. first deploy;
@@ -11,9 +14,10 @@ Phases, each run by both tools on their own bucket:
   d. redeploy after someone else re-uploaded 5 objects with the same bytes
      by another tool (a multipart upload: new ETags, another Content-Type).
 
-Writes, bytes and HeadObject calls are counted at the server (moto's request
-recorder). "wrong" is how many keys differ from the folder afterwards.
-Peak RSS is the tool process's own (GNU time), without the server.
+Requests, writes, bytes and HeadObject calls are counted at the server
+(moto's request recorder). "wrong" is how many keys differ from the folder
+afterwards. Peak RSS and CPU seconds are the tool process's own (GNU time),
+without the server or the proxy.
 """
 
 import argparse
@@ -36,6 +40,8 @@ import boto3
 from botocore.config import Config
 
 VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
+from faultproxy import FaultProxy  # noqa: E402
 
 
 def free_port():
@@ -135,7 +141,7 @@ class Server:
     def stop(self):
         """Counts of the recorded requests."""
         self.post("/moto-api/recorder/stop-recording")
-        counts = {"written": 0, "copied": 0, "bytes": 0, "deleted": 0, "head": 0}
+        counts = {"requests": 0, "written": 0, "copied": 0, "bytes": 0, "deleted": 0, "head": 0}
         decoder = json.JSONDecoder()
         text = self.recording.read_text()
         i = 0
@@ -145,6 +151,7 @@ class Server:
             if i >= len(text):
                 break
             req, i = decoder.raw_decode(text, i)
+            counts["requests"] += 1
             method, url, headers = req["method"], req["url"], req["headers"]
             h = {k.lower(): v for k, v in headers.items()}
             size = int(h.get("x-amz-decoded-content-length") or h.get("content-length") or 0)
@@ -171,7 +178,7 @@ class Server:
         out = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for o in page.get("Contents", []):
-                if o["Key"] == ".s3-cloudfront-deploy-manifest.json":
+                if o["Key"].endswith(".s3-cloudfront-deploy-manifest.json"):
                     continue  # the pipe's own bookkeeping, not part of the site
                 out[o["Key"]] = hashlib.md5(self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()).hexdigest()
         return out
@@ -197,28 +204,45 @@ GNU_TIME = "/usr/bin/time"
 
 
 def run_tool(cmd, env):
-    """Runs a command; returns (seconds, peak RSS in MB, returncode, output).
-    GNU time reports the tool's own peak RSS: a child forked from this
-    (large) Python process would count the parent's pages too."""
+    """Runs a command; returns (seconds, peak RSS in MB, CPU seconds,
+    returncode, output). GNU time reports the tool's own peak RSS: a child
+    forked from this (large) Python process would count the parent's pages."""
     with tempfile.NamedTemporaryFile("r") as rss:
         started = time.perf_counter()
         proc = subprocess.run(
-            [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [GNU_TIME, "-f", "%M %U %S", "-o", rss.name, *cmd],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         seconds = time.perf_counter() - started
-        peak_kb = int(rss.read().strip().splitlines()[-1])
-    return seconds, peak_kb / 1024, proc.returncode, proc.stdout.decode(errors="replace")
+        peak_kb, user, system = rss.read().strip().splitlines()[-1].split()
+    cpu = float(user) + float(system)
+    return seconds, int(peak_kb) / 1024, cpu, proc.returncode, proc.stdout.decode(errors="replace")
 
 
-def tools(binary, server, site):
+TOOLS = ("this pipe", "aws s3 sync", "s5cmd", "rclone")
+
+
+def tools(binary, endpoint, site):
+    """How each tool syncs `site` to a bucket through `endpoint`."""
     env = dict(
         os.environ,
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION="us-east-1",
-        AWS_ENDPOINT_URL=server.endpoint,
+        AWS_ENDPOINT_URL=endpoint,
         AWS_EC2_METADATA_DISABLED="true",
     )
+    rclone = {
+        "RCLONE_CONFIG_BENCH_TYPE": "s3",
+        "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+        "RCLONE_CONFIG_BENCH_ENDPOINT": endpoint,
+        "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": "bench",
+        "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": "bench",
+        "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
+        "RCLONE_CONFIG": "/dev/null",
+    }
     return {
         "this pipe": lambda bucket: (
             [str(binary)],
@@ -227,6 +251,15 @@ def tools(binary, server, site):
         "aws s3 sync": lambda bucket: (
             [str(VENV_BIN / "aws"), "s3", "sync", str(site), f"s3://{bucket}", "--delete", "--only-show-errors"],
             env,
+        ),
+        "s5cmd": lambda bucket: (
+            [str(VENV_BIN / "s5cmd"), "--endpoint-url", endpoint, "sync", "--delete", f"{site}/", f"s3://{bucket}/"],
+            env,
+        ),
+        # rclone's SDK cannot load a custom CA bundle into its transport.
+        "rclone": lambda bucket: (
+            ["rclone", "sync", "--checksum", "--fast-list", str(site), f"bench:{bucket}"],
+            {k: v for k, v in dict(env, **rclone).items() if k != "AWS_CA_BUNDLE"},
         ),
     }
 
@@ -237,12 +270,20 @@ def main():
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=1, help="paired runs; the order of the tools alternates")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--latency-ms", type=float, default=0, help="added to every request by a proxy")
+    ap.add_argument("--tools", default=",".join(TOOLS), help="which tools, comma-separated")
     args = ap.parse_args()
     if not os.access(GNU_TIME, os.X_OK):
         raise SystemExit(f"{GNU_TIME} is needed to measure peak memory: apt-get install time")
+    chosen = [t.strip() for t in args.tools.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     server = Server(work)
+    proxy = None
+    endpoint = server.endpoint
+    if args.latency_ms:
+        proxy = FaultProxy(("127.0.0.1", server.port), latency=args.latency_ms / 1000)
+        endpoint = proxy.endpoint
     results = {}  # (phase, tool) -> list of dicts
     try:
         for run in range(args.runs):
@@ -251,7 +292,7 @@ def main():
             size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
             print(f"run {run + 1}: {args.files} files, {size / 1e6:.1f} MB", file=sys.stderr)
             copies = {}
-            names = list(tools(args.bin, server, site))
+            names = [n for n in tools(args.bin, endpoint, site) if n in chosen]
             if run % 2:
                 names.reverse()
             for name in names:
@@ -270,17 +311,19 @@ def main():
                     if phase == "c":
                         mutate(root, 0.01, args.seed + run)
                         set_mtimes(root, 1_577_836_800)  # 2020-01-01, a fixed build time
-                    cmd, env = tools(args.bin, server, root)[name](buckets[name])
+                    cmd, env = tools(args.bin, endpoint, root)[name](buckets[name])
                     server.start()
-                    secs, rss, rc, out = run_tool(cmd, env)
+                    secs, rss, cpu, rc, out = run_tool(cmd, env)
                     counts = server.stop()
                     if rc != 0:
                         print(out, file=sys.stderr)
                         raise SystemExit(f"{name} failed in phase {phase} (exit {rc})")
-                    counts.update(seconds=secs, rss=rss, wrong=wrong(server, buckets[name], root))
+                    counts.update(seconds=secs, rss=rss, cpu=cpu, wrong=wrong(server, buckets[name], root))
                     results.setdefault((phase, name), []).append(counts)
                     print(f"  {phase} {name}: {secs:.2f} s {counts}", file=sys.stderr)
     finally:
+        if proxy:
+            proxy.stop()
         server.close()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -290,25 +333,29 @@ def main():
         "c": "c. 1% edited, 1% deleted",
         "d": "d. 5 re-uploaded by another tool",
     }
-    print(f"\n{args.files} files, {args.runs} paired run(s), medians\n")
     print(
-        "| phase | tool | wall s | objects written | headers fixed in place | MB uploaded | deleted "
-        "| HeadObject | peak RSS MB | wrong |"
+        f"\n{args.files} files, {args.latency_ms:g} ms added per request, "
+        f"{args.runs} paired run(s), medians\n"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| phase | tool | wall s | requests | objects written | headers fixed in place | MB uploaded "
+        "| deleted | HeadObject | CPU s | peak RSS MB | wrong | this pipe / tool |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for phase in "abcd":
         row = {}
-        for name in ("this pipe", "aws s3 sync"):
+        for name in names:
             rs = results[(phase, name)]
-            med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-            row[name] = med
+            row[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        ours = row.get("this pipe", {}).get("seconds")
+        for name, med in row.items():
+            ratio = f"{ours / med['seconds']:.2f}x" if ours else ""
             print(
-                f"| {labels[phase]} | {name} | {med['seconds']:.2f} | {med['written']:.0f} | {med['copied']:.0f} "
-                f"| {med['bytes'] / 1e6:.1f} "
-                f"| {med['deleted']:.0f} | {med['head']:.0f} | {med['rss']:.0f} | {med['wrong']:.0f} |"
+                f"| {labels[phase]} | {name} | {med['seconds']:.2f} | {med['requests']:.0f} "
+                f"| {med['written']:.0f} | {med['copied']:.0f} | {med['bytes'] / 1e6:.1f} "
+                f"| {med['deleted']:.0f} | {med['head']:.0f} | {med['cpu']:.2f} | {med['rss']:.0f} "
+                f"| {med['wrong']:.0f} | {ratio} |"
             )
-        ratio = row["aws s3 sync"]["seconds"] / row["this pipe"]["seconds"]
-        print(f"| {labels[phase]} | ratio | aws s3 sync / this pipe = {ratio:.1f}x | | | | | | | |")
 
 
 if __name__ == "__main__":

@@ -30,12 +30,14 @@ class QuietServer(ThreadingHTTPServer):
 class FaultProxy:
     """Forwards to `upstream` (host, port). `fault_rate`: the share of
     requests that get a fault, drawn from a generator seeded with `seed`;
-    `part_delay`: seconds each UploadPart is held before it is forwarded."""
+    `part_delay`: seconds each UploadPart is held before it is forwarded;
+    `latency`: seconds every request is held, as a distant region adds."""
 
-    def __init__(self, upstream, fault_rate=0.0, seed=0, part_delay=0.0):
+    def __init__(self, upstream, fault_rate=0.0, seed=0, part_delay=0.0, latency=0.0):
         self.upstream = upstream
         self.fault_rate = fault_rate
         self.part_delay = part_delay
+        self.latency = latency
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.requests = 0
@@ -63,6 +65,8 @@ class FaultProxy:
                     return self.reset()
                 if proxy.part_delay and self.command == "PUT" and "partNumber=" in self.path:
                     threading.Event().wait(proxy.part_delay)
+                if proxy.latency:
+                    threading.Event().wait(proxy.latency)
                 status, headers, payload = proxy.forward(self.command, self.path, self.headers, body)
                 if fault == "lost":
                     return self.reset()
@@ -95,6 +99,7 @@ class FaultProxy:
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_one
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server.request_queue_size = 1024
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"

@@ -22,9 +22,9 @@ use crate::edge::cdn::Cdn;
 use crate::edge::scan;
 use crate::edge::store::ObjectStore;
 use crate::etag::Hashed;
-use crate::model::{HeadersDigest, Key, Prefix, RemoteObject, Trusted};
+use crate::model::{HeadersDigest, Key, Location, Prefix, RemoteObject, Trusted};
 use crate::plan::invalidation::Changed;
-use crate::plan::manifest::Previous;
+use crate::plan::manifest::{Manifest, Previous};
 use crate::plan::{self, Plan, PlanInput, guard, manifest as decide, uploads};
 use crate::stop::Stop;
 
@@ -57,13 +57,22 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
     };
     let mut changed = Vec::new();
     let mut progress = None;
+    let mut pending = None;
     if let Some(target) = &config.deploy {
-        let (plan, done) = deploy(target, store, stop, sink).await?;
+        let (plan, done, manifest) = deploy(target, store, stop, sink).await?;
         changed = plan.changed_keys();
         progress = Some((plan, done));
+        pending = manifest;
     }
+    // The manifest waits for the clock to pass the deploy's last write;
+    // the invalidation goes on meanwhile.
+    let save = async {
+        let Some(p) = &pending else { return Ok(()) };
+        let save = manifest::save(store, &p.at, &p.manifest, p.settled, sink);
+        unless_stopped(stop, async { Ok(save.await?) }).await
+    };
     let Some(settings) = &config.cdn else {
-        return Ok(());
+        return save.await;
     };
     let stopped = |signal| {
         PipeError::Stopped(Stopped {
@@ -88,16 +97,29 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
     let dry_run = config.deploy.as_ref().is_some_and(|d| d.dry_run);
     let work = invalidate::invalidate(cdn, settings, distributions, changed, dry_run, pacing, sink);
     // A CreateInvalidation cut short is retried by the next deploy's.
-    let invalidated = tokio::select! {
-        biased;
-        signal = stop.wait() => return Err(stopped(signal)),
-        invalidated = timed(sink, "invalidate", work) => invalidated,
+    let invalidate = async {
+        tokio::select! {
+            biased;
+            signal = stop.wait() => Err(stopped(signal)),
+            invalidated = timed(sink, "invalidate", work) => invalidated.map_err(|source| {
+                PipeError::Invalidate {
+                    deployed: config.deploy.is_some(),
+                    source,
+                }
+            }),
+        }
     };
-    invalidated.map_err(|source| PipeError::Invalidate {
-        deployed: config.deploy.is_some(),
-        source,
-    })?;
-    Ok(())
+    let (saved, invalidated) = tokio::join!(save, invalidate);
+    invalidated?;
+    saved
+}
+
+/// The manifest a deploy writes once its writes have settled.
+pub struct PendingManifest {
+    at: Location,
+    manifest: Manifest,
+    /// When the deploy's last write ended.
+    settled: Instant,
 }
 
 /// `work`, unless a stop comes first: for what writes nothing, so that
@@ -121,13 +143,14 @@ fn is_current(target: &Deploy, key: &crate::model::Key) -> bool {
         .is_some_and(|at| at.bucket.is_none() && at.key == *key)
 }
 
-/// One deploy of a folder; returns its plan and what was done.
+/// One deploy of a folder; returns its plan, what was done, and the
+/// manifest to write (when it changed).
 pub async fn deploy<S: ObjectStore, E: Sink>(
     target: &Deploy,
     store: &S,
     stop: &Stop,
     sink: &E,
-) -> Result<(Plan, Outcome), PipeError> {
+) -> Result<(Plan, Outcome, Option<PendingManifest>), PipeError> {
     let started = Instant::now();
     let destination = target.destination();
     sink.event(&Event::Deploying {
@@ -167,6 +190,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         execute::execute(store, &plan, limits, sink).await?
     };
     let settled = Instant::now();
+    let mut pending = None;
     if let (Some(at), false) = (&target.manifest, target.dry_run) {
         let uploaded = decide::hashes_for_next(local, &plan);
         hashes.extend(evidence::local_etags(store, uploaded).await?);
@@ -187,7 +211,11 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             },
         );
         if decide::needs_write(previous.as_ref(), &next) {
-            manifest::save(store, at, &next.manifest, settled, sink).await?;
+            pending = Some(PendingManifest {
+                at: at.clone(),
+                manifest: next.manifest,
+                settled,
+            });
         }
     }
     sink.event(&Event::Deployed {
@@ -196,7 +224,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         dry_run: target.dry_run,
         took: started.elapsed(),
     });
-    Ok((plan, done))
+    Ok((plan, done, pending))
 }
 
 /// Everything a deploy learns before its first write.
