@@ -65,7 +65,7 @@ def test_deploy_invalidates_exactly_what_changed(tmp_path, deploy, cloudfront, b
     first = deploy(site, DISTRIBUTION_ID=dist_id, DELETE_FLAG="true")
     assert first.returncode == 0, first.output
     # A first deploy only adds keys: nothing was cached, nothing to invalidate.
-    assert "Nothing changed: no CloudFront invalidation is needed" in first.output
+    assert "No cached object changed (new keys are in no cache): no CloudFront invalidation is needed" in first.output
     assert invalidations(cloudfront, dist_id) == {}
 
     (site / "docs/index.html").write_text("<h1>docs v2")
@@ -82,7 +82,7 @@ def test_deploy_invalidates_exactly_what_changed(tmp_path, deploy, cloudfront, b
 
     again = deploy(site, DISTRIBUTION_ID=dist_id, DELETE_FLAG="true")
     assert again.returncode == 0, again.output
-    assert "Nothing changed: no CloudFront invalidation is needed" in again.output
+    assert "No cached object changed (new keys are in no cache): no CloudFront invalidation is needed" in again.output
     assert len(invalidations(cloudfront, dist_id)) == 1
 
 

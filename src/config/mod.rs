@@ -422,6 +422,11 @@ impl Config {
                 .duration("ABORT_INCOMPLETE_UPLOADS_AFTER", Some(age))
                 .filter(|d| !d.is_zero()),
         };
+        if raw.report_file.is_some() {
+            if let Some(path) = report_file(&vars, cwd) {
+                v.report_path(&path);
+            }
+        }
         let cdn = v.cdn(&raw);
         if let Some(url) = &raw.aws_endpoint_url_cloudfront {
             v.url("AWS_ENDPOINT_URL_CLOUDFRONT", url);
@@ -624,6 +629,32 @@ impl Validator<'_> {
             max_paths,
             reference,
         })
+    }
+
+    /// REPORT_FILE must name a file that can be created: not a folder, and
+    /// not under a file. Folders that do not exist yet are created.
+    fn report_path(&mut self, path: &Path) {
+        let problem = if path.is_dir() {
+            Some(format!(
+                "{} is a folder: name a file, e.g. out/report.json",
+                path.display()
+            ))
+        } else {
+            path.ancestors()
+                .skip(1)
+                .find(|a| a.exists())
+                .filter(|a| !a.is_dir())
+                .map(|a| {
+                    format!(
+                        "{} cannot be created: {} is a file",
+                        path.display(),
+                        a.display()
+                    )
+                })
+        };
+        if let Some(problem) = problem {
+            self.errors.add("REPORT_FILE", problem);
+        }
     }
 
     fn missing(&mut self, var: &str, what: &str) {
@@ -1140,6 +1171,19 @@ mod tests {
         );
         let c = Config::from_vars(base(&[("PATHS", "/index.html")]), &cwd()).unwrap();
         assert!(c.cdn.is_none());
+    }
+
+    #[test]
+    fn a_report_file_that_cannot_be_written_is_a_validation_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a-file"), "x").unwrap();
+        for bad in [".", "a-file/r.json", "a-file/sub/r.json"] {
+            let e = Config::from_vars(base(&[("REPORT_FILE", bad)]), dir.path()).unwrap_err();
+            assert!(e.0.contains_key("REPORT_FILE"), "{bad}: {e}");
+        }
+        for good in ["r.json", "new/folder/r.json"] {
+            Config::from_vars(base(&[("REPORT_FILE", good)]), dir.path()).unwrap();
+        }
     }
 
     #[test]

@@ -278,7 +278,9 @@ impl Sink for Console {
                 state.summary = Some(summary_of(plan, done, state.excluded, state.aborted));
             }
             Event::NothingToInvalidate => {
-                info!("Nothing changed: no CloudFront invalidation is needed")
+                info!(
+                    "No cached object changed (new keys are in no cache): no CloudFront invalidation is needed"
+                )
             }
             Event::Invalidating {
                 distribution_id,
