@@ -1,7 +1,7 @@
 //! Reading and writing the deploy manifest; what it holds and when it is
 //! trusted are `plan::manifest`'s decisions.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::edge::store::{ObjectStore, StoreError};
 use crate::model::{Location, ObjectSettings, Prefix, RemoteObject};
@@ -68,11 +68,31 @@ pub fn fresh_salt() -> Result<Salt, StoreError> {
     Ok(Salt::new(bytes))
 }
 
-/// Writes the manifest, last, after every upload and delete succeeded, and
-/// no sooner than one clock step of the store (a second on S3) after
-/// `settled`, the end of the deploy's last request: every object it
-/// vouches for is then stamped in an earlier second than the manifest
-/// itself, which is what [`Previous::trusted`] asks.
+/// How far past the store's next clock step the manifest is written: S3's
+/// clock and ours agree within this when both keep NTP time.
+const CLOCK_MARGIN: Duration = Duration::from_millis(100);
+
+/// How long to wait, at `now`, so that a write lands in a later clock step
+/// of the store (`resolution`: a second on S3) than one that ended at
+/// `settled` (both since the Unix epoch): until the next step after
+/// `settled`, plus [`CLOCK_MARGIN`].
+fn until_next_step(settled: Duration, now: Duration, resolution: Duration) -> Duration {
+    if resolution.is_zero() {
+        return Duration::ZERO;
+    }
+    let step = resolution.as_nanos();
+    let next = (settled.as_nanos() / step + 1) * step;
+    let next = Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX)) + CLOCK_MARGIN;
+    next.saturating_sub(now)
+}
+
+/// Writes the manifest, last, after every upload and delete succeeded, in
+/// a later clock step of the store (a second on S3) than `settled`, the
+/// end of the deploy's last request: every object it vouches for is then
+/// stamped in an earlier second than the manifest itself, so the next run
+/// trusts them without a HeadObject. [`Previous::trusted`] never trusts an
+/// object stamped in the manifest's second or later, so a clock that
+/// disagrees with S3's costs HeadObject calls, never a wrong skip.
 pub async fn save<S: ObjectStore, E: Sink>(
     store: &S,
     at: &Location,
@@ -80,7 +100,11 @@ pub async fn save<S: ObjectStore, E: Sink>(
     settled: Instant,
     sink: &E,
 ) -> Result<(), StoreError> {
-    tokio::time::sleep_until((settled + store.clock_resolution()).into()).await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let settled_at = now.saturating_sub(settled.elapsed());
+    tokio::time::sleep(until_next_step(settled_at, now, store.clock_resolution())).await;
     let settings = ObjectSettings {
         cache_control: Some("no-store".into()),
         ..ObjectSettings::default()
@@ -98,6 +122,22 @@ pub async fn save<S: ObjectStore, E: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_manifest_waits_for_the_next_second_and_no_longer() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        // The last write ended at 10.3 s: the manifest goes at 11.1 s.
+        assert_eq!(until_next_step(ms(10_300), ms(10_400), s(1)), ms(700));
+        assert_eq!(
+            until_next_step(ms(10_300), ms(11_500), s(1)),
+            Duration::ZERO
+        );
+        assert_eq!(until_next_step(ms(10_000), ms(10_000), s(1)), ms(1100));
+        assert_eq!(
+            until_next_step(ms(10_300), ms(10_400), Duration::ZERO),
+            Duration::ZERO
+        );
+    }
 
     #[test]
     fn salts_are_random() {
