@@ -176,6 +176,7 @@ def test_docker_kill_term_stops_the_pipe_clean(tmp_path, moto, s3, bucket):
     finally:
         proxy.stop()
         docker("rm", "-f", name)
+    print(f"\nSIGTERM to exit (docker kill -s TERM): {took:.2f} s")
     assert code == 143, output
     assert took <= 2.5, took
     assert "✖ stopped by SIGTERM" in output

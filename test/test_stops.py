@@ -65,6 +65,7 @@ def test_sigterm_mid_multipart_upload_stops_clean_and_the_rerun_converges(tmp_pa
         took = time.monotonic() - sent
     finally:
         proxy.stop()
+    print(f"\nSIGTERM to exit (binary): {took:.2f} s")
     assert proc.returncode == 143, output
     assert took <= 2.0, took
     assert incomplete_uploads(s3, bucket) == []
