@@ -74,6 +74,16 @@ Exit status: 0 on success, 1 on any failure, 143 or 130 when stopped by SIGTERM 
 (a second signal exits at once).
 ";
 
+/// [`handle`] of this process's arguments (not UTF-8: U+FFFD in place of
+/// the bytes, rather than a panic).
+pub fn command_line() -> Option<u8> {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    handle(&args)
+}
+
 /// Handles the command line; `Some(exit code)` when the run is over.
 pub fn handle(args: &[String]) -> Option<u8> {
     match args.first().map(String::as_str) {

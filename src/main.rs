@@ -23,7 +23,7 @@ use run::{PipeError, invalidate::PACING, unless_stopped};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Some(code) = help::handle(&std::env::args().skip(1).collect::<Vec<_>>()) {
+    if let Some(code) = help::command_line() {
         return ExitCode::from(code);
     }
     let (stopper, stop) = stop::channel();

@@ -2,7 +2,14 @@
 //! run can ask whether to stop, or wait for it. Imports nothing of the
 //! crate; `edge::signals` turns SIGTERM and SIGINT into one.
 
+use std::time::Duration;
+
 use tokio::sync::watch;
+
+/// How long a request already in flight when a stop comes may take to
+/// finish: long enough for one S3 is completing to be seen through (and
+/// reported as done), short enough to end within Bitbucket's grace period.
+pub const GRACE: Duration = Duration::from_millis(800);
 
 /// The signals that stop a run. Bitbucket stops a step (a manual stop, the
 /// step's timeout) with SIGTERM, then SIGKILL after a grace period.
@@ -67,6 +74,19 @@ impl Stop {
         *self.0.borrow()
     }
 
+    /// Runs `work`; when a stop comes first, gives it [`GRACE`] more to
+    /// finish, then gives up with the signal (dropping `work`).
+    pub async fn finish_within<T>(&self, work: impl Future<Output = T>) -> Result<T, Signal> {
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            out = &mut work => Ok(out),
+            signal = self.wait() => tokio::time::timeout(GRACE, &mut work)
+                .await
+                .map_err(|_| signal),
+        }
+    }
+
     /// Waits for the signal; pending forever when none can come.
     pub async fn wait(&self) -> Signal {
         let mut rx = self.0.clone();
@@ -96,6 +116,16 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), Signal::Int);
         assert_eq!(stop.requested(), Some(Signal::Int));
         assert_eq!(stop.wait().await, Signal::Int);
+    }
+
+    #[tokio::test]
+    async fn work_in_flight_gets_a_grace_then_is_dropped() {
+        let (stopper, stop) = channel();
+        stopper.stop(Signal::Term);
+        let quick = stop.finish_within(tokio::time::sleep(Duration::from_millis(10)));
+        assert_eq!(quick.await, Ok(()));
+        let stuck = stop.finish_within(std::future::pending::<()>());
+        assert_eq!(stuck.await, Err(Signal::Term));
     }
 
     #[tokio::test]

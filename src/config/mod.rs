@@ -235,7 +235,7 @@ impl Config {
     /// are resolved against the working directory.
     pub fn from_env() -> Result<Config, ValidationErrors> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        Self::from_vars(std::env::vars(), &cwd)
+        Self::from_vars(environment(), &cwd)
     }
 
     pub fn from_vars(
@@ -408,12 +408,10 @@ impl Config {
             ) as u32,
             retry_mode: v.retry_mode(raw.aws_retry_mode.as_deref()),
             connect_timeout: v
-                .duration("CONNECT_TIMEOUT", raw.connect_timeout.as_deref())
-                .filter(|d| !d.is_zero())
+                .timeout("CONNECT_TIMEOUT", raw.connect_timeout.as_deref())
                 .unwrap_or(DEFAULT_NETWORK.connect_timeout),
             read_timeout: v
-                .duration("READ_TIMEOUT", raw.read_timeout.as_deref())
-                .filter(|d| !d.is_zero())
+                .timeout("READ_TIMEOUT", raw.read_timeout.as_deref())
                 .unwrap_or(DEFAULT_NETWORK.read_timeout),
         };
         let abort_incomplete_after = match raw.abort_incomplete_uploads_after.as_deref() {
@@ -511,10 +509,23 @@ pub fn report_file(vars: &BTreeMap<String, String>, cwd: &Path) -> Option<PathBu
     }
 }
 
+/// The process environment, a value that is not UTF-8 with U+FFFD in place
+/// of the bytes: `std::env::vars` would panic on it, and the variable's own
+/// check then says what is wrong (a bucket name, a path that does not
+/// exist, a header that is not ASCII).
+fn environment() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    })
+}
+
 /// [`report_file`] of the process environment.
 pub fn report_file_from_env() -> Option<PathBuf> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    report_file(&std::env::vars().collect(), &cwd)
+    report_file(&environment().collect(), &cwd)
 }
 
 /// Validation helpers: each records its problems and returns a usable value so
@@ -769,6 +780,21 @@ impl Validator<'_> {
             }
             None => Location::here(prefix.join(value.trim_matches('/'))),
         };
+        let relative = value
+            .strip_prefix("s3://")
+            .unwrap_or(value)
+            .trim_matches('/');
+        if relative
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            self.errors.add(
+                VAR,
+                format!(
+                    "{value:?} has an empty, '.' or '..' path segment: S3 keys are names, not paths"
+                ),
+            );
+        }
         if !manifest::is_state_object(&at.key) {
             let name = at.key.rsplit('/').next().unwrap_or_default();
             let stem = name.strip_suffix(".json").unwrap_or(name);
@@ -897,6 +923,20 @@ impl Validator<'_> {
                 )
             })
             .ok()
+    }
+
+    /// A timeout: a duration of at least a millisecond (none would wait
+    /// forever, which a timeout exists to prevent).
+    fn timeout(&mut self, var: &str, value: Option<&str>) -> Option<Duration> {
+        let timeout = self.duration(var, value)?;
+        if timeout < Duration::from_millis(1) {
+            self.errors.add(
+                var,
+                "must be at least 1ms: a timeout of 0 would never end a stall",
+            );
+            return None;
+        }
+        Some(timeout)
     }
 
     fn retry_mode(&mut self, value: Option<&str>) -> RetryMode {
@@ -1238,6 +1278,7 @@ mod tests {
                 ("AWS_MAX_ATTEMPTS", "0"),
                 ("AWS_RETRY_MODE", "forever"),
                 ("READ_TIMEOUT", "soon"),
+                ("CONNECT_TIMEOUT", "0s"),
                 ("ABORT_INCOMPLETE_UPLOADS_AFTER", "1 fortnight"),
             ]),
             &cwd(),
@@ -1250,6 +1291,7 @@ mod tests {
                 "ABORT_INCOMPLETE_UPLOADS_AFTER",
                 "AWS_MAX_ATTEMPTS",
                 "AWS_RETRY_MODE",
+                "CONNECT_TIMEOUT",
                 "READ_TIMEOUT"
             ]
         );
@@ -1298,6 +1340,8 @@ mod tests {
             "meta/deploy.json",
             "s3://state-bucket/",
             "s3://Bad_Bucket/x.s3-cloudfront-deploy-manifest.json",
+            "../up.s3-cloudfront-deploy-manifest.json",
+            "a//b.s3-cloudfront-deploy-manifest.json",
         ] {
             let e = Config::from_vars(base(&[("MANIFEST_KEY", key)]), &cwd()).unwrap_err();
             assert!(e.0.contains_key("MANIFEST_KEY"), "{key}: {e}");

@@ -111,9 +111,13 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(upload.key.as_str())
             .checksum_algorithm(ChecksumAlgorithm::Crc32);
-        let created = with_settings!(request, upload)
-            .send()
+        // A creation under way when a stop comes gets a grace: its id is
+        // needed to abort it. One that takes longer is left to the sweep.
+        let stopped = |op, signal| StoreError::stopped(op, self.url(&upload.key), signal);
+        let created = stop
+            .finish_within(with_settings!(request, upload).send())
             .await
+            .map_err(|signal| stopped("CreateMultipartUpload", signal))?
             .map_err(|e| store_error("CreateMultipartUpload", self.url(&upload.key), e))?;
         let incomplete = IncompleteUpload {
             key: upload.key.clone(),
@@ -122,10 +126,9 @@ impl S3Store {
         };
         // A stop that came while the upload was being created is seen here,
         // first, so that the upload is aborted before any part is sent.
-        let result = tokio::select! {
-            biased;
-            signal = stop.wait() => Err(StoreError::stopped("UploadPart", self.url(&upload.key), signal)),
-            result = self.upload_parts(upload, &incomplete.upload_id) => result,
+        let result = match stop.requested() {
+            Some(signal) => Err(stopped("CreateMultipartUpload", signal)),
+            None => self.upload_parts(upload, &incomplete.upload_id, stop).await,
         };
         if result.is_err() {
             // An unfinished upload is billed until aborted; the error that
@@ -138,7 +141,8 @@ impl S3Store {
                     upload.key
                 ),
                 Err(_) => tracing::warn!(
-                    "the abort of the multipart upload of {} took too long: the next deploy sweeps it",
+                    "the abort of the multipart upload of {} took too long: a later deploy aborts it once \
+                     it is older than ABORT_INCOMPLETE_UPLOADS_AFTER",
                     upload.key
                 ),
             }
@@ -146,10 +150,18 @@ impl S3Store {
         result
     }
 
-    async fn upload_parts(&self, upload: &Upload, upload_id: &str) -> Result<ETag, StoreError> {
+    /// The parts (dropped at once on a stop: the caller aborts the upload),
+    /// then their completion (given the grace: S3 may be completing it).
+    async fn upload_parts(
+        &self,
+        upload: &Upload,
+        upload_id: &str,
+        stop: &Stop,
+    ) -> Result<ETag, StoreError> {
+        let stopped = |op, signal| StoreError::stopped(op, self.url(&upload.key), signal);
         let size = part_size(upload.size);
         let count = upload.size.div_ceil(size).max(1);
-        let mut parts: Vec<CompletedPart> = futures::stream::iter(0..count)
+        let parts = futures::stream::iter(0..count)
             .map(|i| async move {
                 let number = i32::try_from(i + 1).expect("at most 10,000 parts");
                 let offset = i * size;
@@ -187,10 +199,14 @@ impl S3Store {
                 )
             })
             .buffer_unordered(PART_CONCURRENCY)
-            .try_collect()
-            .await?;
+            .try_collect::<Vec<CompletedPart>>();
+        let mut parts: Vec<CompletedPart> = tokio::select! {
+            biased;
+            signal = stop.wait() => return Err(stopped("UploadPart", signal)),
+            parts = parts => parts?,
+        };
         parts.sort_by_key(|p| p.part_number());
-        let out = self
+        let complete = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -201,8 +217,11 @@ impl S3Store {
                     .set_parts(Some(parts))
                     .build(),
             )
-            .send()
+            .send();
+        let out = stop
+            .finish_within(complete)
             .await
+            .map_err(|signal| stopped("CompleteMultipartUpload", signal))?
             .map_err(|e| store_error("CompleteMultipartUpload", self.url(&upload.key), e))?;
         Ok(ETag::new(out.e_tag().unwrap_or_default()))
     }
@@ -256,12 +275,17 @@ impl ObjectStore for S3Store {
         if in_parts(upload.size) {
             return self.put_multipart(upload, stop).await;
         }
-        // A PutObject cut short creates nothing.
-        tokio::select! {
-            biased;
-            signal = stop.wait() => Err(StoreError::stopped("PutObject", self.url(&upload.key), signal)),
-            result = self.put_single(upload) => result,
-        }
+        // A PutObject cut short creates nothing; one S3 is completing is
+        // seen through, so that the report says it was done.
+        stop.finish_within(self.put_single(upload))
+            .await
+            .unwrap_or_else(|signal| {
+                Err(StoreError::stopped(
+                    "PutObject",
+                    self.url(&upload.key),
+                    signal,
+                ))
+            })
     }
 
     async fn incomplete_uploads(

@@ -97,6 +97,9 @@ pub struct InvalidationRecord {
     pub completed: bool,
 }
 
+/// The error of a report written when the run started.
+const UNFINISHED: &str = "the run did not finish: it was killed, or is still running";
+
 /// Listens to a run and writes its [`Report`] to `path` when it finishes.
 pub struct Record {
     path: Option<PathBuf>,
@@ -112,18 +115,27 @@ struct State {
 }
 
 impl Record {
+    /// Starts the record, and writes at once a report that says the run did
+    /// not finish: a run ended by SIGKILL or a second signal then leaves
+    /// that, never an earlier run's `success: true`.
     pub fn new(path: Option<PathBuf>) -> Self {
-        Record {
+        let report = Report {
+            version: crate::help::VERSION,
+            error: Some(UNFINISHED.into()),
+            ..Report::default()
+        };
+        let json = serde_json::to_vec_pretty(&report).expect("a report always serialises");
+        let record = Record {
             path,
             started: Instant::now(),
             state: Mutex::new(State {
-                report: Report {
-                    version: crate::help::VERSION,
-                    ..Report::default()
-                },
+                report,
                 index: HashMap::new(),
             }),
-        }
+        };
+        // Its failure is reported when the final report is written.
+        let _ = record.try_write(&json);
+        record
     }
 
     /// The report as it stands (what [`Event::Finished`] writes).
@@ -133,13 +145,18 @@ impl Record {
         serde_json::to_value(&state.report).expect("a report always serialises")
     }
 
+    fn try_write(&self, json: &[u8]) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        path.parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, json))
+    }
+
     fn write(&self, json: &[u8]) {
         let Some(path) = &self.path else { return };
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(path, json));
-        match written {
+        match self.try_write(json) {
             Ok(()) => tracing::info!("Report written to {}", path.display()),
             Err(e) => tracing::warn!("Could not write the report to {}: {e}", path.display()),
         }

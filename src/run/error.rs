@@ -22,6 +22,8 @@ pub struct Stopped {
     /// Uploads (and header fixes) done, and planned; `None` before the plan.
     pub uploads: Option<(usize, usize)>,
     pub deleted: usize,
+    /// Deletes under way when the stop came: they may have happened.
+    pub deletes_in_doubt: usize,
 }
 
 impl std::fmt::Display for Stopped {
@@ -31,9 +33,10 @@ impl std::fmt::Display for Stopped {
             Some((done, planned)) => write!(f, " after {done} of {planned} uploads")?,
             None => write!(f, " before any upload")?,
         }
-        match self.deleted {
-            0 => write!(f, "; nothing deleted"),
-            n => write!(f, "; {n} deleted"),
+        match (self.deleted, self.deletes_in_doubt) {
+            (0, 0) => write!(f, "; nothing deleted"),
+            (n, 0) => write!(f, "; {n} deleted"),
+            (n, m) => write!(f, "; {n} deleted, {m} more under way when stopped"),
         }
     }
 }

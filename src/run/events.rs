@@ -19,6 +19,8 @@ pub struct Outcome {
     /// Bytes uploaded.
     pub uploaded_bytes: u64,
     pub deleted: usize,
+    /// Deletes under way when a stop came, whose fate is unknown.
+    pub deletes_in_doubt: usize,
     /// Objects whose headers were fixed in place.
     pub copied: usize,
     /// The ETag S3 gave each uploaded or copied key.

@@ -41,6 +41,7 @@ fn stopped(signal: Signal, plan: &Plan, done: &Outcome) -> DeployError {
             plan.uploads.len() + plan.copies.len(),
         )),
         deleted: done.deleted,
+        deletes_in_doubt: done.deletes_in_doubt,
     })
 }
 
@@ -135,16 +136,18 @@ async fn run_step<S: ObjectStore, E: Sink>(
             let upload = &planned.upload;
             let result = match write {
                 Write::Put => store.put(upload, stop).await,
-                // A CopyObject cut short changes nothing.
-                Write::Copy => tokio::select! {
-                    biased;
-                    signal = stop.wait() => Err(StoreError::stopped(
-                        "CopyObject",
-                        upload.key.to_string(),
-                        signal,
-                    )),
-                    result = store.copy_in_place(upload) => result,
-                },
+                // A CopyObject cut short changes nothing; one S3 is
+                // completing is seen through.
+                Write::Copy => stop
+                    .finish_within(store.copy_in_place(upload))
+                    .await
+                    .unwrap_or_else(|signal| {
+                        Err(StoreError::stopped(
+                            "CopyObject",
+                            upload.key.to_string(),
+                            signal,
+                        ))
+                    }),
             };
             (*planned, result, started.elapsed())
         })
@@ -192,7 +195,21 @@ async fn delete_all<S: ObjectStore, E: Sink>(
     let mut failed = Vec::new();
     let mut batches = futures::stream::iter(keys.chunks(DELETE_BATCH))
         .take_while(|_| std::future::ready(limits.stop.requested().is_none()))
-        .map(|batch| async move { (batch, store.delete(batch).await) })
+        .map(|batch| async move {
+            // A DeleteObjects under way when a stop comes gets the grace;
+            // one that takes longer may or may not have happened.
+            let deleted = limits.stop.finish_within(store.delete(batch)).await;
+            let deleted = deleted.unwrap_or_else(|signal| {
+                Err(StoreError {
+                    message: format!(
+                        "stopped by {} while this delete was under way: it may have happened",
+                        signal.name()
+                    ),
+                    ..StoreError::stopped("DeleteObjects", batch[0].to_string(), signal)
+                })
+            });
+            (batch, deleted)
+        })
         .buffer_unordered(limits.concurrency.min(4));
     while let Some((batch, result)) = batches.next().await {
         // A batch the store refused whole fails each of its keys, and the
@@ -209,7 +226,12 @@ async fn delete_all<S: ObjectStore, E: Sink>(
         });
         for key in batch {
             match refused.iter().find(|f| &f.key == key) {
-                Some(failure) => sink.event(&Event::DeleteFailed { failure }),
+                Some(failure) => {
+                    if failure.code == "Stopped" {
+                        done.deletes_in_doubt += 1;
+                    }
+                    sink.event(&Event::DeleteFailed { failure })
+                }
                 None => {
                     done.deleted += 1;
                     sink.event(&Event::Deleted { key });

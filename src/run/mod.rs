@@ -14,7 +14,7 @@ pub mod execute;
 pub mod invalidate;
 pub mod manifest;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, Deploy};
@@ -22,7 +22,7 @@ use crate::edge::cdn::Cdn;
 use crate::edge::scan;
 use crate::edge::store::ObjectStore;
 use crate::etag::Hashed;
-use crate::model::{HeadersDigest, Key, Location, Prefix, RemoteObject, Trusted};
+use crate::model::{HeadersDigest, IncompleteUpload, Key, Location, Prefix, RemoteObject, Trusted};
 use crate::plan::invalidation::Changed;
 use crate::plan::manifest::{Manifest, Previous};
 use crate::plan::{self, Plan, PlanInput, guard, manifest as decide, uploads};
@@ -66,14 +66,6 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
     }
     // The manifest waits for the clock to pass the deploy's last write;
     // the invalidation goes on meanwhile.
-    let save = async {
-        let Some(p) = &pending else { return Ok(()) };
-        let save = manifest::save(store, &p.at, &p.manifest, p.settled, sink);
-        unless_stopped(stop, async { Ok(save.await?) }).await
-    };
-    let Some(settings) = &config.cdn else {
-        return save.await;
-    };
     let stopped = |signal| {
         PipeError::Stopped(Stopped {
             signal,
@@ -84,7 +76,22 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
                 )
             }),
             deleted: progress.as_ref().map_or(0, |(_, done)| done.deleted),
+            deletes_in_doubt: 0,
         })
+    };
+    let save = async {
+        let Some(p) = &pending else { return Ok(()) };
+        let save = manifest::save(store, &p.at, &p.manifest, p.settled, sink);
+        // A stop while the manifest waits for the clock: the deploy is done,
+        // the next run pays HeadObject calls for what this one wrote.
+        tokio::select! {
+            biased;
+            signal = stop.wait() => Err(stopped(signal)),
+            saved = save => Ok(saved?),
+        }
+    };
+    let Some(settings) = &config.cdn else {
+        return save.await;
     };
     if let Some(signal) = stop.requested() {
         return Err(stopped(signal));
@@ -130,7 +137,12 @@ pub async fn unless_stopped<T>(
 ) -> Result<T, PipeError> {
     tokio::select! {
         biased;
-        signal = stop.wait() => Err(PipeError::Stopped(Stopped { signal, uploads: None, deleted: 0 })),
+        signal = stop.wait() => Err(PipeError::Stopped(Stopped {
+            signal,
+            uploads: None,
+            deleted: 0,
+            deletes_in_doubt: 0,
+        })),
         done = work => done,
     }
 }
@@ -158,12 +170,12 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         destination: &destination,
         dry_run: target.dry_run,
     });
-    // Nothing before the plan writes a site object (the sweep only aborts
-    // what is stale): a stop simply drops it.
+    // Nothing before the plan writes anything: a stop simply drops it.
     let ready = unless_stopped(stop, prepare(target, store, &destination, sink)).await?;
     let Ready {
         prepared,
         remote,
+        stale,
         previous,
         trusted,
         mut hashes,
@@ -178,6 +190,11 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         &target.prefix,
         target.delete_limits,
     )?;
+    // Only once the deploy is sure to go ahead: the plan and the guard
+    // passed, and nothing before them writes.
+    if let Some(max_age) = target.abort_incomplete_after {
+        abort_stale(store, stale, max_age, target.dry_run, sink).await;
+    }
 
     let done = if target.dry_run {
         Outcome::default()
@@ -232,6 +249,8 @@ struct Ready {
     /// Holds the compressed copies until the upload is over.
     prepared: compress::Prepared,
     remote: Vec<RemoteObject>,
+    /// Incomplete multipart uploads old enough to abort.
+    stale: Vec<IncompleteUpload>,
     previous: Option<Previous>,
     trusted: HashMap<Key, Trusted>,
     hashes: HashMap<Key, Hashed>,
@@ -252,14 +271,8 @@ async fn prepare<S: ObjectStore, E: Sink>(
     );
     let listed = timed(sink, "scan and list", async {
         let scan = tokio::task::spawn_blocking(move || scan::scan(&root, &prefix, follow));
-        let sweep = sweep(
-            store,
-            &target.prefix,
-            target.abort_incomplete_after,
-            target.dry_run,
-            sink,
-        );
-        let (scanned, remote, ()) = tokio::join!(scan, store.list(&target.prefix), sweep);
+        let stale = find_stale(store, &target.prefix, target.abort_incomplete_after, sink);
+        let (scanned, remote, stale) = tokio::join!(scan, store.list(&target.prefix), stale);
         // The pipe's state objects are never site content, whichever
         // manifest is current and whether MANIFEST is on or off.
         let mut remote = remote?;
@@ -300,9 +313,9 @@ async fn prepare<S: ObjectStore, E: Sink>(
         if !scoped.problems.is_empty() {
             return Err(PipeError::Scan(ScanErrors(scoped.problems)));
         }
-        Ok::<_, PipeError>((scoped, scanned.links_skipped, previous, trusted))
+        Ok::<_, PipeError>((scoped, scanned.links_skipped, previous, trusted, stale))
     });
-    let (scoped, links_skipped, previous, trusted) = listed.await?;
+    let (scoped, links_skipped, previous, trusted, stale) = listed.await?;
     let plan::Scoped {
         local,
         remote,
@@ -354,6 +367,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
     Ok(Ready {
         prepared,
         remote,
+        stale,
         previous,
         trusted,
         hashes,
@@ -362,40 +376,55 @@ async fn prepare<S: ObjectStore, E: Sink>(
     })
 }
 
-/// Aborts the multipart uploads under the prefix older than `max_age`
-/// (`None`: no sweep). It cleans up after others, so it never fails the
-/// deploy: a refusal (a role without s3:ListBucketMultipartUploads) is a
-/// warning.
-async fn sweep<S: ObjectStore, E: Sink>(
+/// The incomplete multipart uploads under the prefix older than `max_age`
+/// (`None`: no sweep). The sweep cleans up after others, so it never fails
+/// the deploy: a refusal (a role without s3:ListBucketMultipartUploads) is
+/// a warning.
+async fn find_stale<S: ObjectStore, E: Sink>(
     store: &S,
     prefix: &Prefix,
     max_age: Option<Duration>,
-    dry_run: bool,
     sink: &E,
-) {
-    let Some(max_age) = max_age else { return };
+) -> Vec<IncompleteUpload> {
+    let Some(max_age) = max_age else {
+        return Vec::new();
+    };
     let found = match store.incomplete_uploads(prefix).await {
         Ok(found) => found,
-        Err(error) => return sink.event(&Event::SweepFailed { error: &error }),
+        Err(error) => {
+            sink.event(&Event::SweepFailed { error: &error });
+            return Vec::new();
+        }
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let stale = uploads::stale(&found, now, max_age);
-    let mut aborted = HashSet::new();
+    uploads::stale(&found, now, max_age)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+/// Aborts the stale uploads (in a dry run, only counts them).
+async fn abort_stale<S: ObjectStore, E: Sink>(
+    store: &S,
+    stale: Vec<IncompleteUpload>,
+    max_age: Duration,
+    dry_run: bool,
+    sink: &E,
+) {
+    let mut aborted = 0;
     if !dry_run {
         for upload in &stale {
             match store.abort_upload(upload).await {
-                Ok(()) => {
-                    aborted.insert(&upload.upload_id);
-                }
+                Ok(()) => aborted += 1,
                 Err(error) => sink.event(&Event::SweepFailed { error: &error }),
             }
         }
     }
     sink.event(&Event::Swept {
         stale: stale.len(),
-        aborted: aborted.len(),
+        aborted,
         max_age,
         dry_run,
     });
