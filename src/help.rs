@@ -14,6 +14,8 @@ Deploy:
   LOCAL_PATH (required)         folder to deploy, relative to the working directory or absolute
   AWS_DEFAULT_REGION (required) the bucket's region (AWS_REGION is accepted too)
   DELETE_FLAG                   delete remote objects with no local file [default: false]
+  DELETE_GRACE                  keep them this long first: 90m, 7d, 3 deploys, or both (7d, 5 deploys:
+                                both must pass); needs MANIFEST [default: 0, delete at once]
   ACL                           canned ACL for uploaded objects [default: none]
   STORAGE_CLASS                 storage class for uploaded objects [default: the bucket's]
   CACHE_CONTROL                 Cache-Control for uploaded objects [default: none]
@@ -69,6 +71,10 @@ Retries and timeouts (every AWS request):
 Endpoints:
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_CLOUDFRONT
   AWS_S3_FORCE_PATH_STYLE       [default: true with a custom endpoint, else false]
+
+For tests:
+  S3_CLOUDFRONT_DEPLOY_NOW      the deploy's clock for DELETE_GRACE, as EXPIRES is written
+                                [default: the system's clock]
 
 Exit status: 0 on success, 1 on any failure, 143 or 130 when stopped by SIGTERM or SIGINT
 (a second signal exits at once).

@@ -364,6 +364,27 @@ fn big(root: &Path, name: &str, mib: usize) {
     std::fs::write(root.join(name), vec![b'x'; mib * 1024 * 1024]).unwrap();
 }
 
+/// `store`, where SIGTERM arrives as the upload of `key` starts; and the
+/// stop the run must be given.
+fn stopped_at_put(
+    store: MemoryStore,
+    key: &'static str,
+) -> (
+    FailureStore<MemoryStore, impl Fn(&Op) -> Option<StoreError> + Sync>,
+    Stop,
+) {
+    let (stopper, stop) = stop::channel();
+    let faulty = FailureStore::new(store, move |op: &Op| {
+        if let Op::Put(u) = op {
+            if u.key.as_str() == key {
+                stopper.stop(Signal::Term);
+            }
+        }
+        None
+    });
+    (faulty, stop)
+}
+
 #[tokio::test]
 async fn a_stop_mid_wave_aborts_the_multipart_upload_and_starts_nothing_later() {
     let store = MemoryStore::default();
@@ -378,15 +399,7 @@ async fn a_stop_mid_wave_aborts_the_multipart_upload_and_starts_nothing_later() 
     write(dir.path(), &[("b.js", "2"), ("index.html", "2")]);
 
     // SIGTERM arrives while the big file's multipart upload is under way.
-    let (stopper, stop) = stop::channel();
-    let faulty = FailureStore::new(store, |op: &Op| {
-        if let Op::Put(u) = op {
-            if u.key.as_str() == "p/a-big.bin" {
-                stopper.stop(Signal::Term);
-            }
-        }
-        None
-    });
+    let (faulty, stop) = stopped_at_put(store, "p/a-big.bin");
     let cdn = cdn();
     let (result, report) = deploy_until(&faulty, &cdn, &config, &stop).await;
     let err = result.unwrap_err();
@@ -887,4 +900,268 @@ async fn a_local_file_named_like_the_manifest_is_not_uploaded() {
     assert_eq!(report["totals"]["uploaded"], 1);
     let manifest = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
     assert!(manifest.contains("\"version\":2"), "{manifest}");
+}
+
+// --- DELETE_GRACE ------------------------------------------------------------
+
+/// The folder's whole content becomes `files`.
+fn refill(root: &Path, files: &[(&str, &str)]) {
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(path).unwrap();
+        } else {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    write(root, files);
+}
+
+/// The DELETE_GRACE marks the store's manifest holds.
+fn marks(store: &MemoryStore) -> Vec<Value> {
+    let body = store.body("p/.s3-cloudfront-deploy-manifest.json").unwrap();
+    let manifest: Value = serde_json::from_slice(&body).unwrap();
+    match &manifest["pending"] {
+        Value::Object(marks) => marks.values().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// v1 with app.1.js, then builds with app.2.js whose pages change each
+/// time: app.1.js survives v2 and v3, and v4 deletes and invalidates it.
+#[tokio::test]
+async fn a_grace_of_two_deploys_keeps_the_old_asset_until_the_fourth() {
+    let (store, cdn) = (MemoryStore::default(), cdn());
+    let dir = site(&[("index.html", "v1 app.1.js"), ("app.1.js", "1")]);
+    let config = config(
+        dir.path(),
+        &[("DISTRIBUTION_ID", "E1"), ("DELETE_GRACE", "2 deploys")],
+    );
+    deploy(&store, &cdn, &config).await.0.unwrap();
+    let mut pending = Vec::new();
+    let mut invalidated = Vec::new();
+    for version in ["v2", "v3", "v4"] {
+        let page = format!("{version} app.2.js");
+        refill(dir.path(), &[("index.html", &page), ("app.2.js", "2")]);
+        let (result, report) = deploy(&store, &cdn, &config).await;
+        result.unwrap();
+        let objects = report["objects"].as_array().unwrap();
+        let app1 = objects.iter().find(|o| o["key"] == "p/app.1.js").unwrap();
+        pending.push((
+            store.keys().contains(&"p/app.1.js".to_string()),
+            app1["action"].as_str().unwrap().to_string(),
+            app1["reason"].as_str().unwrap().to_string(),
+            report["totals"]["pending_delete"].clone(),
+            app1["grace"]["deploys_left"].clone(),
+        ));
+        invalidated.push(cdn.created().last().unwrap().0.clone());
+    }
+    let kept = |left: u32, more: &str| {
+        (
+            true,
+            "pending delete".to_string(),
+            format!("no local file; grace until {left} more {more}"),
+            Value::from(1),
+            Value::from(left),
+        )
+    };
+    assert_eq!(
+        pending,
+        [
+            kept(2, "deploys"),
+            kept(1, "deploy"),
+            (
+                false,
+                "delete".into(),
+                "not in the local folder".into(),
+                Value::from(0),
+                Value::Null
+            ),
+        ]
+    );
+    // Kept, it still served its bytes: invalidated only when deleted.
+    assert_eq!(
+        invalidated,
+        [
+            vec!["/", "/index.html"],
+            vec!["/", "/index.html"],
+            vec!["/", "/app.1.js", "/index.html"],
+        ]
+    );
+    assert!(marks(&store).is_empty());
+    assert_eq!(
+        store.keys(),
+        [
+            "p/.s3-cloudfront-deploy-manifest.json",
+            "p/app.2.js",
+            "p/index.html"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_grace_by_time_follows_the_clock_it_is_given_and_never_runs_backwards() {
+    let store = MemoryStore::default();
+    let dir = site(&[("index.html", "1"), ("app.1.js", "1")]);
+    let at = |now: &'static str| {
+        config(
+            dir.path(),
+            &[("DELETE_GRACE", "2h"), ("S3_CLOUDFRONT_DEPLOY_NOW", now)],
+        )
+    };
+    deploy(&store, &cdn(), &at("2030-01-01T00:00:00Z"))
+        .await
+        .0
+        .unwrap();
+    refill(dir.path(), &[("index.html", "2"), ("app.2.js", "2")]);
+    let mut fates = Vec::new();
+    for now in [
+        "2030-01-01T01:00:00Z", // marked
+        "2029-12-31T02:00:00Z", // the clock went back a day
+        "2030-01-01T02:59:59Z",
+        "2030-01-01T03:00:00Z", // two hours after the mark
+    ] {
+        let (result, report) = deploy(&store, &cdn(), &at(now)).await;
+        result.unwrap();
+        let o = outcomes(&report);
+        let grace = report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["key"] == "p/app.1.js")
+            .map(|o| o["grace"].clone());
+        fates.push((now, o["p/app.1.js"].0.clone(), grace.unwrap()));
+    }
+    let grace = serde_json::json!({
+        "since": "2030-01-01T01:00:00Z",
+        "until": "2030-01-01T03:00:00Z",
+        "deploys_left": null,
+    });
+    assert_eq!(
+        fates,
+        [
+            (
+                "2030-01-01T01:00:00Z",
+                "pending delete".into(),
+                grace.clone()
+            ),
+            (
+                "2029-12-31T02:00:00Z",
+                "pending delete".into(),
+                grace.clone()
+            ),
+            ("2030-01-01T02:59:59Z", "pending delete".into(), grace),
+            ("2030-01-01T03:00:00Z", "delete".into(), Value::Null),
+        ]
+    );
+    assert!(!store.keys().contains(&"p/app.1.js".to_string()));
+}
+
+#[tokio::test]
+async fn a_stopped_deploy_keeps_the_marks_and_counts_for_nothing() {
+    let store = MemoryStore::default();
+    let dir = site(&[("index.html", "1"), ("app.1.js", "1")]);
+    let config = config(
+        dir.path(),
+        &[("DELETE_GRACE", "2 deploys"), ("CONCURRENCY", "1")],
+    );
+    deploy(&store, &cdn(), &config).await.0.unwrap();
+    refill(dir.path(), &[("index.html", "2"), ("app.2.js", "2")]);
+    deploy(&store, &cdn(), &config).await.0.unwrap();
+    let marked = marks(&store);
+    assert_eq!(marked.len(), 1);
+    assert_eq!(marked[0]["deploys"], 0);
+
+    // v3 is stopped in its asset wave: no manifest, so no deploy counted.
+    write(dir.path(), &[("app.3.js", "3"), ("index.html", "3")]);
+    let (faulty, stop) = stopped_at_put(store, "p/app.3.js");
+    let (result, _) = deploy_until(&faulty, &cdn(), &config, &stop).await;
+    assert_eq!(result.unwrap_err().signal(), Some(Signal::Term));
+    let store = faulty.inner;
+    assert_eq!(marks(&store), marked);
+    assert!(store.keys().contains(&"p/app.1.js".to_string()));
+
+    // v4 counts once: still kept. v5 counts twice: deleted.
+    let (result, report) = deploy(&store, &cdn(), &config).await;
+    result.unwrap();
+    assert_eq!(
+        outcomes(&report)["p/app.1.js"],
+        fate("pending delete", "done")
+    );
+    let (result, report) = deploy(&store, &cdn(), &config).await;
+    result.unwrap();
+    assert_eq!(outcomes(&report)["p/app.1.js"], fate("delete", "done"));
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_deletes_and_pending_deletes_and_changes_nothing() {
+    let store = MemoryStore::default();
+    let dir = site(&[("index.html", "1"), ("a.js", "a"), ("b.js", "b")]);
+    let grace = [("DELETE_GRACE", "1 deploy")];
+    deploy(&store, &cdn(), &config(dir.path(), &grace))
+        .await
+        .0
+        .unwrap();
+    std::fs::remove_file(dir.path().join("a.js")).unwrap();
+    deploy(&store, &cdn(), &config(dir.path(), &grace))
+        .await
+        .0
+        .unwrap();
+    std::fs::remove_file(dir.path().join("b.js")).unwrap();
+    let before = (store.writes(), marks(&store));
+    let dry = config(dir.path(), &[grace[0], ("DRY_RUN", "true")]);
+    let (result, report) = deploy(&store, &cdn(), &dry).await;
+    result.unwrap();
+    assert_eq!(
+        outcomes(&report),
+        BTreeMap::from([
+            ("p/a.js".into(), fate("delete", "not attempted")),
+            ("p/b.js".into(), fate("pending delete", "done")),
+            ("p/index.html".into(), fate("skip", "done")),
+        ])
+    );
+    assert_eq!((store.writes(), marks(&store)), before);
+}
+
+#[tokio::test]
+async fn excluded_keys_are_never_marked_and_keep_their_marks() {
+    let store = MemoryStore::default();
+    let dir = site(&[("index.html", "1"), ("a.js", "a"), ("legacy/x.js", "x")]);
+    let grace = ("DELETE_GRACE", "1 deploy");
+    deploy(&store, &cdn(), &config(dir.path(), &[grace]))
+        .await
+        .0
+        .unwrap();
+    std::fs::remove_file(dir.path().join("a.js")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("legacy")).unwrap();
+    // legacy/ is left out: neither marked nor deleted, however many deploys.
+    let excluding = config(dir.path(), &[grace, ("EXTRA_ARGS", "--exclude 'legacy/*'")]);
+    for _ in 0..3 {
+        deploy(&store, &cdn(), &excluding).await.0.unwrap();
+    }
+    assert_eq!(
+        store.keys(),
+        [
+            "p/.s3-cloudfront-deploy-manifest.json",
+            "p/index.html",
+            "p/legacy/x.js"
+        ]
+    );
+    assert!(marks(&store).is_empty());
+    // Marked by a deploy that covers it, it keeps its mark through a pass
+    // that leaves it out, uncounted.
+    deploy(&store, &cdn(), &config(dir.path(), &[grace]))
+        .await
+        .0
+        .unwrap();
+    let marked = marks(&store);
+    assert_eq!(marked.len(), 1);
+    deploy(&store, &cdn(), &excluding).await.0.unwrap();
+    assert_eq!(marks(&store)[0]["deploys"], marked[0]["deploys"]);
+    assert!(store.keys().contains(&"p/legacy/x.js".to_string()));
+    deploy(&store, &cdn(), &config(dir.path(), &[grace]))
+        .await
+        .0
+        .unwrap();
+    assert!(!store.keys().contains(&"p/legacy/x.js".to_string()));
 }

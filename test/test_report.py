@@ -30,7 +30,7 @@ def test_report_in_shared_storage_matches_the_run(tmp_path, deploy, s3, bucket, 
     assert actions["index.html"] == ("upload", index_etag)
     assert actions["a.css"][0] == "skip"
     assert actions["old.js"][0] == "delete"
-    assert report["totals"] == {"uploaded": 1, "uploaded_bytes": 2, "headers_updated": 0, "unchanged": 1, "deleted": 1, "kept": 0, "excluded": 0, "incomplete_uploads_aborted": 0}
+    assert report["totals"] == {"uploaded": 1, "uploaded_bytes": 2, "headers_updated": 0, "unchanged": 1, "deleted": 1, "kept": 0, "pending_delete": 0, "excluded": 0, "incomplete_uploads_aborted": 0}
     (inv,) = report["invalidations"]
     assert inv["distribution_id"] == dist_id and inv["domain_name"] == domain
     assert sorted(inv["paths"]) == ["/", "/index.html", "/old.js"]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::model::{Acl, Key, Location, ObjectSettings, Prefix, StorageClass};
 use crate::plan::filter::Filters;
+use crate::plan::grace::Grace;
 use crate::plan::guard::{Limits, MaxDelete};
 use crate::plan::rules::Rules;
 use crate::plan::{ENTRY_DOCUMENTS, entry_document_globs, manifest};
@@ -87,6 +88,8 @@ struct RawEnv {
     connect_timeout: Option<String>,
     read_timeout: Option<String>,
     abort_incomplete_uploads_after: Option<String>,
+    delete_grace: Option<String>,
+    s3_cloudfront_deploy_now: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +136,12 @@ pub struct Deploy {
     /// Incomplete multipart uploads under the prefix older than this are
     /// aborted; `None` turns the sweep off.
     pub abort_incomplete_after: Option<Duration>,
+    /// How long DELETE_FLAG keeps an object with no local file
+    /// (DELETE_GRACE); zero deletes at once.
+    pub grace: Grace,
+    /// The deploy's clock for DELETE_GRACE, in seconds since the epoch,
+    /// when S3_CLOUDFRONT_DEPLOY_NOW sets it (for tests); else the system's.
+    pub now: Option<i64>,
 }
 
 /// How the SDK retries a failed request (the AWS SDKs' retry modes).
@@ -362,6 +371,18 @@ impl Config {
         let manifest = v
             .boolean("MANIFEST", raw.manifest.as_deref(), true)
             .then(|| v.manifest_key(raw.manifest_key.as_deref(), &bucket, &prefix));
+        let grace = v.grace(raw.delete_grace.as_deref(), delete, manifest.is_some());
+        let now = raw
+            .s3_cloudfront_deploy_now
+            .as_deref()
+            .and_then(|value| v.timestamp("S3_CLOUDFRONT_DEPLOY_NOW", value));
+        if let Some(now) = now {
+            tracing::warn!(
+                "S3_CLOUDFRONT_DEPLOY_NOW sets this deploy's clock to {} for DELETE_GRACE: \
+                 a setting for tests, not for real deploys",
+                crate::plan::grace::minute(now)
+            );
+        }
         if raw.pre_execution_script.is_some() {
             v.errors.add(
                 "PRE_EXECUTION_SCRIPT",
@@ -481,6 +502,8 @@ impl Config {
                 precompressed,
                 manifest,
                 abort_incomplete_after,
+                grace,
+                now,
             }),
             quiet: extra.quiet,
             network,
@@ -939,6 +962,34 @@ impl Validator<'_> {
         Some(timeout)
     }
 
+    /// DELETE_GRACE: only with the manifest, which keeps its marks.
+    fn grace(&mut self, value: Option<&str>, delete: bool, manifest: bool) -> Grace {
+        const VAR: &str = "DELETE_GRACE";
+        let Some(value) = value else {
+            return Grace::default();
+        };
+        let grace = Grace::parse(value).unwrap_or_else(|e| {
+            self.errors.add(VAR, e);
+            Grace::default()
+        });
+        if grace.is_zero() {
+            return grace;
+        }
+        if !manifest {
+            self.errors.add(
+                VAR,
+                "needs the deploy manifest, which records when each key lost its local file, \
+                 but MANIFEST is false: set MANIFEST to true (it names no key in clear), or remove DELETE_GRACE",
+            );
+        }
+        if !delete {
+            tracing::warn!(
+                "DELETE_GRACE is set but DELETE_FLAG is not: nothing is deleted, so nothing waits"
+            );
+        }
+        grace
+    }
+
     fn retry_mode(&mut self, value: Option<&str>) -> RetryMode {
         match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             None | Some("standard") => RetryMode::Standard,
@@ -1353,5 +1404,50 @@ mod tests {
                 .contains("deploy.s3-cloudfront-deploy-manifest.json"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn delete_grace_needs_the_manifest() {
+        let d = Config::from_vars(base(&[("DELETE_GRACE", "7d, 5 deploys")]), &cwd())
+            .unwrap()
+            .deploy
+            .unwrap();
+        assert_eq!(d.grace.time, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(d.grace.deploys, 5);
+        assert_eq!(d.now, None);
+        let d = Config::from_vars(base(&[]), &cwd())
+            .unwrap()
+            .deploy
+            .unwrap();
+        assert!(d.grace.is_zero());
+        // Zero needs nothing to track.
+        let c = Config::from_vars(
+            base(&[("DELETE_GRACE", "0"), ("MANIFEST", "false")]),
+            &cwd(),
+        );
+        assert!(c.is_ok());
+        let e = Config::from_vars(
+            base(&[("DELETE_GRACE", "3 deploys"), ("MANIFEST", "false")]),
+            &cwd(),
+        )
+        .unwrap_err();
+        assert!(e.0["DELETE_GRACE"][0].contains("MANIFEST is false"), "{e}");
+        let e = Config::from_vars(base(&[("DELETE_GRACE", "a while")]), &cwd()).unwrap_err();
+        assert!(e.0["DELETE_GRACE"][0].starts_with("\"a while\" "), "{e}");
+    }
+
+    #[test]
+    fn the_clock_is_set_only_by_its_documented_variable() {
+        let d = Config::from_vars(
+            base(&[("S3_CLOUDFRONT_DEPLOY_NOW", "2030-01-01T01:00:00Z")]),
+            &cwd(),
+        )
+        .unwrap()
+        .deploy
+        .unwrap();
+        assert_eq!(d.now, Some(1_893_459_600));
+        let e =
+            Config::from_vars(base(&[("S3_CLOUDFRONT_DEPLOY_NOW", "later")]), &cwd()).unwrap_err();
+        assert!(e.0.contains_key("S3_CLOUDFRONT_DEPLOY_NOW"), "{e}");
     }
 }

@@ -19,6 +19,9 @@
 //! * **Scoped**: a deploy replaces only the entries of the keys it covered;
 //!   the entries of keys its filters or `ignore` rules left out are kept
 //!   while they still hold (see [`next`]).
+//!
+//! It also holds the DELETE_GRACE marks of the keys kept with no local
+//! file ([`Mark`]), indexed by the same digests.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -32,6 +35,7 @@ use crate::model::{
 };
 
 use super::Plan;
+use super::grace::Mark;
 
 /// How the pipe recognises its state objects: every key ending with this
 /// is the pipe's, never site content. Listings drop them before anything
@@ -100,15 +104,20 @@ pub struct Manifest {
     destination: String,
     /// Entries by key digest.
     objects: BTreeMap<String, Entry>,
+    /// DELETE_GRACE marks by key digest.
+    pending: BTreeMap<String, Mark>,
 }
 
-/// The JSON form of [`Manifest`].
+/// The JSON form of [`Manifest`]. `pending` came with DELETE_GRACE, in the
+/// same version: a manifest without it has no marks.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     version: u32,
     salt: String,
     destination: String,
     objects: BTreeMap<String, Entry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pending: BTreeMap<String, Mark>,
 }
 
 /// What 0.1.0 wrote: entries by key, in clear.
@@ -139,6 +148,7 @@ impl Manifest {
             destination: salt.digest("destination", destination),
             salt,
             objects: BTreeMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 
@@ -168,6 +178,7 @@ impl Manifest {
                     salt,
                     destination: stored.destination,
                     objects: stored.objects,
+                    pending: stored.pending,
                 })
             }
             _ => Read::Unreadable,
@@ -180,6 +191,7 @@ impl Manifest {
             salt: hex::encode(&self.salt.0),
             destination: self.destination.clone(),
             objects: self.objects.clone(),
+            pending: self.pending.clone(),
         };
         serde_json::to_vec(&stored).expect("a manifest always serialises")
     }
@@ -194,6 +206,10 @@ impl Manifest {
 
     fn insert(&mut self, key: &str, entry: Entry) {
         self.objects.insert(self.salt.key(key), entry);
+    }
+
+    fn mark(&mut self, key: &str, mark: Mark) {
+        self.pending.insert(self.salt.key(key), mark);
     }
 }
 
@@ -253,6 +269,21 @@ impl Previous {
             })
             .collect()
     }
+
+    /// The DELETE_GRACE marks of the listed keys, as read now
+    /// ([`Mark::read`]: a mark the last deploy made starts no earlier than
+    /// the manifest's LastModified + 1 s). Marks of keys no longer listed
+    /// are gone with their objects.
+    pub fn marks(&self, remote: &[RemoteObject]) -> HashMap<Key, Mark> {
+        let pending = &self.manifest.pending;
+        remote
+            .iter()
+            .filter_map(|r| {
+                let mark = pending.get(&self.manifest.salt.key(&r.key))?;
+                Some((r.key.clone(), mark.read(self.last_modified)))
+            })
+            .collect()
+    }
 }
 
 /// The uploaded files to hash for the next manifest, the way S3 computed
@@ -277,6 +308,9 @@ pub struct Evidence<'a> {
     pub remote_headers: &'a HashMap<Key, HeadersDigest>,
     /// The ETag S3 gave each key the deploy wrote.
     pub written: &'a HashMap<Key, ETag>,
+    /// [`Previous::marks`] over the whole listing, outside the deploy's
+    /// scope too.
+    pub marks: &'a HashMap<Key, Mark>,
 }
 
 /// The manifest a deploy leaves.
@@ -295,6 +329,11 @@ pub struct Next {
 /// deploy's evidence; every other listed key, left out by filters or
 /// `ignore` rules or kept without DELETE_FLAG, keeps its entry while that
 /// still vouches for content and headers.
+///
+/// DELETE_GRACE marks: the plan's pending deletes get theirs, as judged;
+/// the keys left out of the deploy keep theirs as they were; a key of the
+/// deploy's scope that is not pending (deleted, back in the folder, or kept
+/// without DELETE_FLAG) has none.
 pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> Next {
     let listed: HashMap<&str, &ETag> = evidence
         .remote
@@ -352,15 +391,27 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             renewed += 1;
         }
     }
+    for (key, mark) in evidence.marks {
+        if !listed.contains_key(key.as_str()) {
+            manifest.mark(key, *mark);
+        }
+    }
+    for p in &plan.pending {
+        manifest.mark(&p.key, p.mark);
+    }
     Next { manifest, renewed }
 }
 
 /// Whether the manifest must be written: when there was none, when it was
-/// in clear text, when an entry changed, or when this deploy's own
-/// evidence vouches for an entry (see [`Next::renewed`]).
+/// in clear text, when an entry changed, when this deploy's own evidence
+/// vouches for an entry (see [`Next::renewed`]), or when a DELETE_GRACE
+/// mark changed (a deploy that covers a marked key counts in it).
 pub fn needs_write(previous: Option<&Previous>, next: &Next) -> bool {
     previous.is_none_or(|p| {
-        p.clear_text || next.renewed > 0 || p.manifest.objects != next.manifest.objects
+        p.clear_text
+            || next.renewed > 0
+            || p.manifest.objects != next.manifest.objects
+            || p.manifest.pending != next.manifest.pending
     })
 }
 
@@ -368,6 +419,7 @@ pub fn needs_write(previous: Option<&Previous>, next: &Next) -> bool {
 mod tests {
     use super::*;
     use crate::model::{ObjectSettings, Upload};
+    use crate::plan::grace::{Expiry, PendingDelete};
     use crate::plan::{PlannedDelete, PlannedUpload, Reason, Wave};
 
     const DEST: &str = "s3://b/site/";
@@ -566,6 +618,7 @@ mod tests {
                 hashes: &hashes,
                 remote_headers: &HashMap::new(),
                 written: &written,
+                marks: &HashMap::new(),
             },
         );
         assert_eq!(next.renewed, 1);
@@ -602,6 +655,7 @@ mod tests {
             hashes: &hashes,
             remote_headers: heads,
             written: &written,
+            marks: &HashMap::new(),
         };
         next(p.manifest.salt().clone(), DEST, &plan, &evidence)
     }
@@ -646,5 +700,127 @@ mod tests {
         p.clear_text = true;
         assert!(needs_write(Some(&p), &unchanged));
         assert!(needs_write(None, &unchanged));
+    }
+
+    fn mark(since: i64, deploys: u32, provisional: bool) -> Mark {
+        Mark {
+            since,
+            deploys,
+            provisional,
+        }
+    }
+
+    fn pending(key: &str, mark: Mark) -> PendingDelete {
+        PendingDelete {
+            key: Key::new(key),
+            size: 1,
+            mark,
+            expiry: Expiry {
+                until: None,
+                deploys_left: Some(1),
+            },
+        }
+    }
+
+    #[test]
+    fn grace_marks_are_private_read_against_the_stamp_and_scoped() {
+        let mut p = previous(&[]);
+        for (key, m) in [
+            ("site/app.1.js", mark(WRITTEN - 100, 0, true)),
+            ("site/app.0.js", mark(WRITTEN - 900, 1, false)),
+            ("site/left-out/old.css", mark(WRITTEN - 900, 0, true)),
+            ("site/deleted-by-hand.js", mark(WRITTEN - 900, 0, false)),
+            ("site/back.js", mark(WRITTEN - 900, 0, false)),
+        ] {
+            p.manifest.mark(key, m);
+        }
+        let json = String::from_utf8(p.manifest.to_json()).unwrap();
+        assert!(!json.contains("app.") && !json.contains("site/"), "{json}");
+        assert!(json.contains(r#""provisional":true"#), "{json}");
+        assert_eq!(read_back(&p.manifest), p.manifest);
+
+        let everything = [
+            listed("site/app.1.js", "e", WRITTEN - 5),
+            listed("site/app.0.js", "e", WRITTEN - 5),
+            listed("site/left-out/old.css", "e", WRITTEN - 5),
+            listed("site/back.js", "e", WRITTEN - 5),
+        ];
+        let marks = p.marks(&everything);
+        // Made by the deploy that wrote the manifest: it started no later
+        // than the manifest's second ends. An older mark keeps its time.
+        assert_eq!(
+            marks[&Key::new("site/app.1.js")],
+            mark(WRITTEN + 1, 0, false)
+        );
+        assert_eq!(
+            marks[&Key::new("site/app.0.js")],
+            mark(WRITTEN - 900, 1, false)
+        );
+        assert!(!marks.contains_key(&Key::new("site/deleted-by-hand.js")));
+
+        // A deploy that excludes left-out/: app.1.js pending once more,
+        // app.0.js's grace over (deleted), back.js back in the folder.
+        let plan = Plan {
+            skips: vec![(Key::new("site/back.js"), Reason::Unchanged)],
+            deletes: vec![PlannedDelete {
+                key: Key::new("site/app.0.js"),
+                size: 1,
+            }],
+            pending: vec![pending("site/app.1.js", mark(WRITTEN + 1, 1, false))],
+            ..Plan::default()
+        };
+        let scoped = [&everything[..2], &everything[3..]].concat();
+        let next = next(
+            p.manifest.salt().clone(),
+            DEST,
+            &plan,
+            &Evidence {
+                trusted: &HashMap::new(),
+                remote: &scoped,
+                hashes: &HashMap::new(),
+                remote_headers: &HashMap::new(),
+                written: &HashMap::new(),
+                marks: &marks,
+            },
+        );
+        let m = &next.manifest;
+        let has = |key: &str| m.pending.get(&m.salt.key(key)).copied();
+        assert_eq!(has("site/app.1.js"), Some(mark(WRITTEN + 1, 1, false)));
+        // Left out of the deploy: not counted, kept as read.
+        assert_eq!(
+            has("site/left-out/old.css"),
+            Some(mark(WRITTEN + 1, 0, false))
+        );
+        assert_eq!(has("site/app.0.js"), None);
+        assert_eq!(has("site/back.js"), None);
+        assert_eq!(m.pending.len(), 2);
+        assert!(needs_write(Some(&p), &next));
+    }
+
+    #[test]
+    fn a_deploy_that_moves_a_mark_rewrites_the_manifest() {
+        let mut p = previous(&[]);
+        p.manifest.mark("a.js", mark(WRITTEN - 9, 0, false));
+        let same = Next {
+            manifest: p.manifest.clone(),
+            renewed: 0,
+        };
+        assert!(!needs_write(Some(&p), &same));
+        let mut counted = same.manifest.clone();
+        counted.mark("a.js", mark(WRITTEN - 9, 1, false));
+        let counted = Next {
+            manifest: counted,
+            renewed: 0,
+        };
+        assert!(needs_write(Some(&p), &counted));
+        // Without marks the manifest is as before DELETE_GRACE, and one
+        // written then reads back with none.
+        let plain = Manifest::new(salt(1), DEST);
+        assert!(
+            !String::from_utf8(plain.to_json())
+                .unwrap()
+                .contains("pending")
+        );
+        assert_eq!(read_back(&plain), plain);
     }
 }

@@ -1,11 +1,13 @@
 //! The plan: every decision of a deploy, each with its reason, in pure
 //! functions. Given what is local, what is remote and the evidence gathered
-//! (hashes, HeadObject digests, trusted manifest entries), decide what to
-//! upload, fix in place, skip, delete and keep, and in which order.
+//! (hashes, HeadObject digests, trusted manifest entries, grace marks),
+//! decide what to upload, fix in place, skip, delete and keep, and in which
+//! order.
 //! Execution never re-decides.
 
 pub mod content_type;
 pub mod filter;
+pub mod grace;
 pub mod guard;
 pub mod invalidation;
 pub mod manifest;
@@ -24,6 +26,7 @@ use crate::model::{
     Trusted, Upload,
 };
 use filter::Filters;
+use grace::PendingDelete;
 use rules::Rules;
 
 /// What a deploy covers, after filters and `ignore` rules.
@@ -220,6 +223,9 @@ pub struct Plan {
     pub deletes: Vec<PlannedDelete>,
     /// Remote objects with no local file, kept because DELETE_FLAG is off.
     pub kept: Vec<Key>,
+    /// Remote objects with no local file, kept for their DELETE_GRACE:
+    /// pending deletes, neither deleted nor invalidated by this deploy.
+    pub pending: Vec<PendingDelete>,
 }
 
 /// One step of the execution: the writes of one kind in one wave. A step
@@ -248,6 +254,9 @@ pub struct PlanInput<'a> {
     /// Header digests read with HeadObject, for keys whose headers no
     /// trusted entry vouches for.
     pub remote_headers: &'a HashMap<Key, HeadersDigest>,
+    /// DELETE_GRACE, with the clock and the marks it is judged by; `None`
+    /// deletes at once.
+    pub grace: Option<grace::Judge<'a>>,
 }
 
 /// Whether a file's content differs from its object's, from the evidence:
@@ -364,13 +373,17 @@ pub fn plan(input: &PlanInput) -> Plan {
     plan.uploads.sort_by_key(|u| u.wave);
     plan.copies.sort_by_key(|u| u.wave);
     for (key, obj) in remote {
-        if input.delete {
-            plan.deletes.push(PlannedDelete {
-                key: Key::new(key),
+        let key = Key::new(key);
+        if !input.delete {
+            plan.kept.push(key);
+            continue;
+        }
+        match input.grace.and_then(|g| g.keep(&key, obj.size)) {
+            Some(pending) => plan.pending.push(pending),
+            None => plan.deletes.push(PlannedDelete {
+                key,
                 size: obj.size,
-            });
-        } else {
-            plan.kept.push(Key::new(key));
+            }),
         }
     }
     plan
@@ -400,7 +413,7 @@ impl Plan {
     }
 
     /// Keys whose cached copies go stale: replaced or deleted. New keys are
-    /// not in any cache.
+    /// not in any cache; a key kept for its grace still serves its bytes.
     pub fn changed_keys(&self) -> Vec<Key> {
         let replaced = self
             .uploads
@@ -483,6 +496,7 @@ mod tests {
             rules: &RULES,
             trusted: &NONE_TRUSTED,
             remote_headers: &NO_HEADS,
+            grace: None,
         }
     }
 

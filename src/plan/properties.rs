@@ -6,7 +6,9 @@
 //! - every included file ends as exactly one upload, header fix or skip of
 //!   its own key, and nothing else is uploaded, fixed or skipped;
 //! - an included file with a sibling is served from the sibling's bytes
-//!   with its encoding; every other file from its own bytes, unencoded.
+//!   with its encoding; every other file from its own bytes, unencoded;
+//! - a remote object with no file is deleted, kept or pending (DELETE_GRACE),
+//!   one of them, only in scope, and deleted only once its grace is over.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 
 use super::filter::{Filters, Kind, Rule as FilterRule};
+use super::grace::{Grace, Judge, Mark};
 use super::rules::{Rule, Rules};
 use super::{PlanInput, plan, precompressed, scope};
 use crate::etag::Hashed;
@@ -51,6 +54,8 @@ struct Evidence {
     remote: Option<(u64, usize)>,
     local_etag: Option<usize>,
     stale_headers: bool,
+    /// Deploys counted by an earlier DELETE_GRACE mark of the key.
+    mark: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +69,8 @@ struct Case {
     precompressed: bool,
     delete: bool,
     size_only: bool,
+    /// DELETE_GRACE, in deploys (0: delete at once).
+    grace: u32,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -78,11 +85,13 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::option::of((0u64..3, 0..ETAGS.len())),
         proptest::option::of(0..ETAGS.len()),
         any::<bool>(),
+        proptest::option::of(0u32..3),
     )
-        .prop_map(|(remote, local_etag, stale_headers)| Evidence {
+        .prop_map(|(remote, local_etag, stale_headers, mark)| Evidence {
             remote,
             local_etag,
             stale_headers,
+            mark,
         });
     (
         any::<bool>(),
@@ -97,7 +106,7 @@ fn case() -> impl Strategy<Value = Case> {
             (proptest::sample::select(RULE_PATTERNS), any::<bool>()),
             0..4,
         ),
-        (any::<bool>(), any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>(), 0u32..3),
     )
         .prop_map(
             move |(prefixed, tree, sizes, evidence, filters, rules, flags)| Case {
@@ -109,6 +118,7 @@ fn case() -> impl Strategy<Value = Case> {
                 precompressed: flags.0,
                 delete: flags.1,
                 size_only: flags.2,
+                grace: flags.3,
             },
         )
 }
@@ -192,6 +202,22 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     let (local, remote) = (scoped.local, scoped.remote);
     let settings = ObjectSettings::default();
     let trusted = HashMap::new();
+    let marks: HashMap<Key, Mark> = case
+        .evidence
+        .iter()
+        .filter_map(|(relative, e)| {
+            let mark = Mark {
+                since: 0,
+                deploys: e.mark?,
+                provisional: false,
+            };
+            Some((prefix.join(relative), mark))
+        })
+        .collect();
+    let grace = Grace {
+        deploys: case.grace,
+        ..Grace::default()
+    };
     let planned = plan(&PlanInput {
         local: &local,
         remote: &remote,
@@ -203,6 +229,11 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         rules: &rules,
         trusted: &trusted,
         remote_headers: &remote_headers,
+        grace: Some(Judge {
+            grace,
+            now: 0,
+            marks: &marks,
+        }),
     });
 
     // The oracle, from the case alone.
@@ -257,14 +288,27 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             prop_assert_eq!(u.settings.content_encoding.as_deref(), encoding);
         }
     }
-    // Remote objects the plan neither wrote nor skipped are deleted or
-    // kept, never both, and only when in scope.
+    // Remote objects the plan neither wrote nor skipped are deleted, kept
+    // or pending, one of them, and only when in scope.
     let removed: BTreeSet<&Key> = planned.deletes.iter().map(|d| &d.key).collect();
     let kept: BTreeSet<&Key> = planned.kept.iter().collect();
+    let pending: BTreeSet<&Key> = planned.pending.iter().map(|p| &p.key).collect();
     prop_assert!(removed.is_disjoint(&kept));
-    for key in removed.iter().chain(&kept) {
+    prop_assert!(removed.is_disjoint(&pending) && kept.is_disjoint(&pending));
+    for key in removed.iter().chain(&kept).chain(&pending) {
         let relative = prefix.strip(key).expect("under the prefix");
         prop_assert!(included(relative), "{} is out of scope", key);
+    }
+    // Deleted only once this deploy makes the count of its grace.
+    for key in &removed {
+        let counted = marks.get(*key).map_or(0, |m| m.deploys + 1);
+        prop_assert!(
+            case.grace == 0 || counted >= case.grace,
+            "{} deleted after {} of {} deploys",
+            key,
+            counted,
+            case.grace
+        );
     }
     Ok(())
 }
@@ -307,6 +351,7 @@ fn the_sitemap_case_keeps_its_gzip_file() {
         remote,
         local_etag: None,
         stale_headers: false,
+        mark: None,
     };
     let case = Case {
         prefix: Prefix::default(),
@@ -320,6 +365,7 @@ fn the_sitemap_case_keeps_its_gzip_file() {
         precompressed: true,
         delete: true,
         size_only: false,
+        grace: 0,
     };
     check(&case).unwrap();
 }

@@ -117,9 +117,11 @@ struct State {
 
 /// The deploy's numbers, for the summary table.
 struct Summary {
-    rows: [(&'static str, usize, u64); 5],
+    rows: [(&'static str, usize, u64); 6],
     excluded: usize,
     aborted: Option<usize>,
+    /// The grace of the oldest pending delete, and its key.
+    oldest_pending: Option<String>,
 }
 
 impl Console {
@@ -364,13 +366,17 @@ fn planned(plan: &Plan, destination: &str) {
     for key in &plan.kept {
         debug!("keep: {key} (not in the local folder; set DELETE_FLAG to delete it)");
     }
+    for p in &plan.pending {
+        info!("keep: {} (no local file; {})", p.key, p.expiry);
+    }
     info!(
-        "Plan for {destination}: {} to upload ({}), {} headers to fix in place, {} unchanged, {} to delete",
+        "Plan for {destination}: {} to upload ({}), {} headers to fix in place, {} unchanged, {} to delete{}",
         plan.uploads.len(),
         bytes(plan.upload_bytes()),
         plan.copies.len(),
         plan.skips.len(),
-        plan.deletes.len()
+        plan.deletes.len(),
+        pending(plan)
     );
     if !plan.kept.is_empty() {
         info!(
@@ -398,18 +404,27 @@ fn dry_run_lines(plan: &Plan) {
     }
 }
 
+/// `, 2 pending delete`: keys kept for their DELETE_GRACE, when any.
+fn pending(plan: &Plan) -> String {
+    match plan.pending.len() {
+        0 => String::new(),
+        n => format!(", {n} pending delete"),
+    }
+}
+
 fn deployed_line(plan: &Plan, done: &Outcome, dry_run: bool, took: Duration) -> String {
     if dry_run {
         return format!(
-            "Dry run: {} to upload ({}), {} unchanged, {} to delete; nothing was changed",
+            "Dry run: {} to upload ({}), {} unchanged, {} to delete{}; nothing was changed",
             plan.uploads.len(),
             bytes(plan.upload_bytes()),
             plan.skips.len(),
-            plan.deletes.len()
+            plan.deletes.len(),
+            pending(plan)
         );
     }
     format!(
-        "Deployment successful: {} uploaded ({}), {}{} unchanged, {} deleted in {}",
+        "Deployment successful: {} uploaded ({}), {}{} unchanged, {} deleted{} in {}",
         done.uploaded,
         bytes(done.uploaded_bytes),
         if done.copied > 0 {
@@ -419,6 +434,7 @@ fn deployed_line(plan: &Plan, done: &Outcome, dry_run: bool, took: Duration) -> 
         },
         plan.skips.len(),
         done.deleted,
+        pending(plan),
         seconds(took)
     )
 }
@@ -426,6 +442,13 @@ fn deployed_line(plan: &Plan, done: &Outcome, dry_run: bool, took: Duration) -> 
 fn summary_of(plan: &Plan, done: &Outcome, excluded: usize, aborted: Option<usize>) -> Summary {
     let copied_bytes = plan.copies.iter().map(|c| c.upload.size).sum();
     let deleted_bytes = plan.deletes.iter().map(|d| d.size).sum();
+    let pending_bytes = plan.pending.iter().map(|p| p.size).sum();
+    // Marked first, then counted by the most deploys: the grace that began first.
+    let oldest_pending = plan
+        .pending
+        .iter()
+        .min_by_key(|p| (p.mark.since, std::cmp::Reverse(p.mark.deploys)))
+        .map(|p| format!("{} ({})", p.expiry, p.key));
     Summary {
         rows: [
             ("uploaded", done.uploaded, done.uploaded_bytes),
@@ -433,21 +456,26 @@ fn summary_of(plan: &Plan, done: &Outcome, excluded: usize, aborted: Option<usiz
             ("unchanged", plan.skips.len(), 0),
             ("deleted", done.deleted, deleted_bytes),
             ("kept", plan.kept.len(), 0),
+            ("pending delete", plan.pending.len(), pending_bytes),
         ],
         excluded,
         aborted,
+        oldest_pending,
     }
 }
 
 /// The compact table printed at the end of a deploy.
 fn print_summary(summary: &Summary, phases: &[(&'static str, Duration)]) {
     info!("Summary:");
-    info!("  {:<10} {:>8} {:>12}", "action", "objects", "bytes");
+    info!("  {:<14} {:>8} {:>12}", "action", "objects", "bytes");
     for (label, count, size) in &summary.rows {
-        info!("  {label:<10} {count:>8} {:>12}", bytes(*size));
+        info!("  {label:<14} {count:>8} {:>12}", bytes(*size));
     }
     if summary.excluded > 0 {
-        info!("  {:<10} {:>8}", "excluded", summary.excluded);
+        info!("  {:<14} {:>8}", "excluded", summary.excluded);
+    }
+    if let Some(oldest) = &summary.oldest_pending {
+        info!("  oldest pending delete: {oldest}");
     }
     if let Some(aborted) = summary.aborted {
         info!("  incomplete multipart uploads aborted: {aborted}");

@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::model::ScanCause;
 use crate::model::{Key, RemoteObject};
 use crate::plan::Plan;
+use crate::plan::grace::PendingDelete;
 use crate::run::PipeError;
 use crate::run::events::{Event, Sink};
 
@@ -57,6 +58,8 @@ pub struct Totals {
     pub unchanged: usize,
     pub deleted: usize,
     pub kept: usize,
+    /// Objects with no local file kept for their DELETE_GRACE.
+    pub pending_delete: usize,
     pub excluded: usize,
     /// Stale incomplete multipart uploads under the prefix, aborted.
     pub incomplete_uploads_aborted: usize,
@@ -78,7 +81,8 @@ pub enum Outcome {
 #[derive(Debug, serde::Serialize)]
 pub struct ObjectRecord {
     pub key: Key,
-    /// `upload`, `update headers`, `skip`, `delete` or `keep`.
+    /// `upload`, `update headers`, `skip`, `delete`, `keep` or `pending
+    /// delete`.
     pub action: &'static str,
     pub reason: String,
     /// Bytes.
@@ -86,6 +90,34 @@ pub struct ObjectRecord {
     pub etag: Option<String>,
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// For a pending delete, its DELETE_GRACE.
+    pub grace: Option<GraceRecord>,
+}
+
+/// When a pending delete's grace began, and what of it is still to pass.
+#[derive(Debug, serde::Serialize)]
+pub struct GraceRecord {
+    /// RFC 3339, UTC: when the key was first found with no local file.
+    pub since: String,
+    /// RFC 3339, UTC: when the grace's duration ends; null when
+    /// DELETE_GRACE has none or it has passed.
+    pub until: Option<String>,
+    /// Deploys still to cover the key; null when DELETE_GRACE names no
+    /// number or they have run.
+    pub deploys_left: Option<u32>,
+}
+
+impl GraceRecord {
+    fn of(p: &PendingDelete) -> Self {
+        let rfc3339 = |t: i64| {
+            jiff::Timestamp::from_second(t).map_or_else(|_| t.to_string(), |t| t.to_string())
+        };
+        GraceRecord {
+            since: rfc3339(p.mark.since),
+            until: p.expiry.until.map(rfc3339),
+            deploys_left: p.expiry.deploys_left,
+        }
+    }
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -183,6 +215,7 @@ impl State {
                     etag: obj.map(|o| o.etag.to_string()),
                     outcome,
                     error: None,
+                    grace: None,
                 });
             };
         for (action, planned) in [("upload", &plan.uploads), ("update headers", &plan.copies)] {
@@ -219,6 +252,22 @@ impl State {
                 Outcome::Done,
             );
         }
+        for p in &plan.pending {
+            let reason = format!("no local file; {}", p.expiry);
+            push(
+                &p.key,
+                "pending delete",
+                reason,
+                p.size,
+                listed(&p.key),
+                Outcome::Done,
+            );
+        }
+        for p in &plan.pending {
+            if let Some(o) = self.object(&p.key) {
+                o.grace = Some(GraceRecord::of(p));
+            }
+        }
     }
 
     fn object(&mut self, key: &Key) -> Option<&mut ObjectRecord> {
@@ -240,6 +289,7 @@ impl State {
             unchanged: done("skip").count(),
             deleted: done("delete").count(),
             kept: done("keep").count(),
+            pending_delete: done("pending delete").count(),
             excluded: self.report.totals.excluded,
             incomplete_uploads_aborted: self.report.totals.incomplete_uploads_aborted,
         }

@@ -23,6 +23,7 @@ use crate::edge::scan;
 use crate::edge::store::ObjectStore;
 use crate::etag::Hashed;
 use crate::model::{HeadersDigest, IncompleteUpload, Key, Location, Prefix, RemoteObject, Trusted};
+use crate::plan::grace::{Judge, Mark};
 use crate::plan::invalidation::Changed;
 use crate::plan::manifest::{Manifest, Previous};
 use crate::plan::{self, Plan, PlanInput, guard, manifest as decide, uploads};
@@ -178,6 +179,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         stale,
         previous,
         trusted,
+        marks,
         mut hashes,
         heads,
         plan,
@@ -225,6 +227,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
                 hashes: &hashes,
                 remote_headers: &heads,
                 written: &done.etags,
+                marks: &marks,
             },
         );
         if decide::needs_write(previous.as_ref(), &next) {
@@ -253,6 +256,8 @@ struct Ready {
     stale: Vec<IncompleteUpload>,
     previous: Option<Previous>,
     trusted: HashMap<Key, Trusted>,
+    /// DELETE_GRACE marks of the whole listing.
+    marks: HashMap<Key, Mark>,
     hashes: HashMap<Key, Hashed>,
     heads: HashMap<Key, HeadersDigest>,
     plan: Plan,
@@ -291,6 +296,10 @@ async fn prepare<S: ObjectStore, E: Sink>(
             .as_ref()
             .map(|p| p.trusted(&remote))
             .unwrap_or_default();
+        let marks = previous
+            .as_ref()
+            .map(|p| p.marks(&remote))
+            .unwrap_or_default();
         let scanned = scanned.expect("scanning does not panic");
         let mut local = scanned.files;
         for reserved in decide::take_state_objects(&mut local, |f| &f.key) {
@@ -313,9 +322,10 @@ async fn prepare<S: ObjectStore, E: Sink>(
         if !scoped.problems.is_empty() {
             return Err(PipeError::Scan(ScanErrors(scoped.problems)));
         }
-        Ok::<_, PipeError>((scoped, scanned.links_skipped, previous, trusted, stale))
+        let found = (previous, trusted, marks);
+        Ok::<_, PipeError>((scoped, scanned.links_skipped, found, stale))
     });
-    let (scoped, links_skipped, previous, trusted, stale) = listed.await?;
+    let (scoped, links_skipped, (previous, trusted, marks), stale) = listed.await?;
     let plan::Scoped {
         local,
         remote,
@@ -351,6 +361,13 @@ async fn prepare<S: ObjectStore, E: Sink>(
         rules: &target.rules,
         trusted: &trusted,
         remote_headers: &no_heads,
+        // The marks live in the manifest: validation refuses a grace
+        // without one.
+        grace: (!target.grace.is_zero()).then_some(Judge {
+            grace: target.grace,
+            now: target.now.unwrap_or_else(unix_now),
+            marks: &marks,
+        }),
     };
     // Headers of unchanged objects the manifest cannot vouch for.
     let heads = plan::heads_needed(&input);
@@ -370,6 +387,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
         stale,
         previous,
         trusted,
+        marks,
         hashes,
         heads,
         plan,
@@ -396,10 +414,9 @@ async fn find_stale<S: ObjectStore, E: Sink>(
             return Vec::new();
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    uploads::stale(&found, now, max_age)
+    // The system's clock, not the deploy's: S3_CLOUDFRONT_DEPLOY_NOW set
+    // ahead must not abort the uploads of a deploy running now.
+    uploads::stale(&found, unix_now(), max_age)
         .into_iter()
         .cloned()
         .collect()
@@ -428,4 +445,11 @@ async fn abort_stale<S: ObjectStore, E: Sink>(
         max_age,
         dry_run,
     });
+}
+
+/// The system's clock, in seconds since the Unix epoch (0 before it).
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
