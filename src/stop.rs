@@ -57,6 +57,7 @@ impl Stopper {
 
 impl Stop {
     /// A stop that never comes.
+    #[cfg(test)]
     pub fn never() -> Stop {
         channel().1
     }
