@@ -1162,3 +1162,15 @@ async fn a_dry_run_verifies_nothing() {
     assert!(site.requests().is_empty());
     assert!(report["verification"].is_null());
 }
+
+#[tokio::test]
+async fn with_invalidation_off_the_distribution_is_still_looked_up_for_its_domain() {
+    let store = MemoryStore::default();
+    let site = MemorySite::new(&store, "p");
+    let extra = [("INVALIDATE", "false")];
+    let (_dir, result, report) = verify_second_deploy(&store, &site, &extra, |_| {}).await;
+    result.unwrap();
+    assert_eq!(report["verification"]["url"], "https://e1.cloudfront.net");
+    assert_eq!(report["verification"]["passed"], 3);
+    assert!(report["invalidations"].as_array().unwrap().is_empty());
+}

@@ -9,6 +9,7 @@ CloudFront's "Compress objects automatically" does, and serves a folder's
 index document at the folder's URL. Every request is recorded with its
 headers."""
 
+import ssl
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
@@ -25,9 +26,10 @@ class CdnStub:
     control does; keys are `prefix/` + the path.
     `missing`: the status of a missing key (S3 answers 403 to a reader
     that may not list the bucket, as CloudFront with OAC and no
-    s3:ListBucket). `index`: `dir/` serves `dir/<index>`."""
+    s3:ListBucket). `index`: `dir/` serves `dir/<index>`. `tls`: (certificate
+    file, key file) to serve HTTPS."""
 
-    def __init__(self, s3, bucket, prefix="", missing=404, index=None, compress=False):
+    def __init__(self, s3, bucket, prefix="", missing=404, index=None, compress=False, tls=None):
         self.s3 = s3
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -78,7 +80,13 @@ class CdnStub:
                     stub.bytes_served += len(body)
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -3,6 +3,7 @@ clean deploy verifies; each fault a visitor would meet (a cache's old bytes,
 a wrong type, a 403, a deleted path still served) fails the run with its
 hint after every path was checked, and the deploy stands."""
 
+import datetime
 import json
 from pathlib import Path
 
@@ -154,3 +155,63 @@ def test_verify_needs_a_url_or_a_distribution(tmp_path, moto, bucket):
     assert "✖ Validation errors:" in proc.output
     assert "VERIFY_URL:\n- required and not set: with VERIFY and no DISTRIBUTION_ID" in proc.output
     assert "Deploying" not in proc.output
+
+
+def certificates(folder, authority="verify test CA"):
+    """A certificate authority and a certificate for localhost it signed:
+    (CA file, certificate file, key file)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def issue(subject, key, issuer, issuer_key, ca):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = issue(name(authority), ca_key, name(authority), ca_key, True)
+    leaf = issue(name("localhost"), key, ca.subject, ca_key, False)
+    pem = lambda cert: cert.public_bytes(serialization.Encoding.PEM)
+    files = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    files[0].write_bytes(pem(ca))
+    files[1].write_bytes(pem(leaf) + pem(ca))
+    files[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
+def test_https_with_the_system_s_certificate_authorities(tmp_path, deploy, cdn):
+    """The site over TLS, as CloudFront serves it: trusted through the CA
+    bundle the image carries (here SSL_CERT_FILE), refused when another CA
+    signed it."""
+    ca, cert, key = certificates(tmp_path)
+    stub = cdn(tls=(str(cert), str(key)))
+    assert stub.url.startswith("https://localhost:")
+    proc, report = second_deploy(tmp_path, deploy, stub, SSL_CERT_FILE=str(ca))
+    assert proc.returncode == 0, proc.output
+    assert report["verification"]["passed"] == 5
+    site = tmp_path / "site"
+    (site / "index.html").write_text("<h1>home v3")
+    (tmp_path / "other").mkdir()
+    other_ca, _, _ = certificates(tmp_path / "other", "another CA")
+    untrusted = deploy(site, VERIFY="true", VERIFY_URL=stub.url, VERIFY_TIMEOUT="3s", SSL_CERT_FILE=str(other_ca))
+    assert untrusted.returncode == 1, untrusted.output
+    line = next(l for l in untrusted.output.splitlines() if l.startswith("ERROR: verify: "))
+    assert "/index.html (upload): unreachable: expected an answer, served GET " in line, line
+    assert "invalid peer certificate: UnknownIssuer" in line, line

@@ -17,7 +17,6 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::byte_stream::ByteStream;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// A request that got no answer (or no whole body).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,6 +53,21 @@ pub trait Site: Sync {
     ) -> impl Future<Output = Result<Answer<Self::Body>, SiteError>> + Send;
 }
 
+/// An error and its causes, each once: `io error: client error (Connect):
+/// TLS handshake failed: invalid peer certificate: UnknownIssuer`.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut said: Vec<String> = vec![error.to_string()];
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        cause = e.source();
+    }
+    said.join(": ")
+}
+
 /// The site over HTTPS (or HTTP), with the SDK's connector.
 pub struct HttpSite {
     connector: Connector,
@@ -87,7 +101,7 @@ impl Body for HttpBody {
             Some(Ok(bytes)) => Ok(Some(bytes.to_vec())),
             Some(Err(e)) => Err(SiteError {
                 url: self.url.clone(),
-                message: format!("the body was cut short: {}", DisplayErrorContext(&e)),
+                message: format!("the body was cut short: {}", causes(&e)),
             }),
         }
     }
@@ -114,7 +128,7 @@ impl Site for HttpSite {
         }
         let response = self.connector.call(request).await.map_err(|e| {
             let what = if e.is_timeout() { "timed out: " } else { "" };
-            error(format!("{what}{}", DisplayErrorContext(&e)))
+            error(format!("{what}{}", causes(&e)))
         })?;
         let status = response.status().as_u16();
         let headers = response

@@ -522,8 +522,8 @@ pub fn hint(kind: &str) -> &'static str {
              policy; old headers after a fix in place mean a cache still holds the object"
         }
         "unreachable" => {
-            "no answer: check VERIFY_URL, DNS and the network, and that the site answers from \
-             where the pipe runs"
+            "no answer: check VERIFY_URL, DNS, the network and the site's certificate (it must \
+             chain to a CA the image trusts), and that the site answers from where the pipe runs"
         }
         "not checked" => {
             "VERIFY_TIMEOUT ran out before these paths were checked: raise it, or CONCURRENCY"
