@@ -62,6 +62,15 @@ CloudFront:
   INVALIDATION_MAX_PATHS        paths before folders collapse into wildcards, 1-3000 [default: 15]
   INVALIDATE                    false keeps DISTRIBUTION_ID but invalidates nothing [default: true]
 
+Verify (after the deploy and its invalidation, which VERIFY waits for):
+  VERIFY                        request what the deploy changed through the site, as a browser does,
+                                and fail when it is not served as deployed [default: false]
+  VERIFY_URL                    where S3_BUCKET's prefix is served, e.g. https://www.example.com
+                                [default: https://<the distribution's domain>, through its origin path]
+  VERIFY_TIMEOUT                the whole check, rechecks included, e.g. 2m [default: 5m]
+  INDEX_DOCUMENT                the site serves dir/<name> at dir/ (S3 website endpoint, CloudFront
+                                Function): also check it there, e.g. index.html [default: none]
+
 Retries and timeouts (every AWS request):
   AWS_MAX_ATTEMPTS              attempts per request, the first included, 1-100 [default: 10]
   AWS_RETRY_MODE                standard, or adaptive (also slows down on 503 SlowDown) [default: standard]

@@ -1,6 +1,6 @@
 //! Deploys a folder to S3 and invalidates CloudFront, as a Bitbucket Pipe.
 //! This file wires the layers together and decides nothing: configuration
-//! → credentials → the S3 store and CloudFront → the run, heard by the
+//! → credentials → the S3 store, CloudFront and the site → the run, heard by the
 //! console and the JSON record, stoppable by SIGTERM/SIGINT → the exit code.
 
 mod config;
@@ -17,9 +17,9 @@ mod tests;
 
 use std::process::ExitCode;
 
-use edge::{auth, cloudfront::CloudFront, s3::S3Store};
+use edge::{auth, cloudfront::CloudFront, s3::S3Store, site::HttpSite};
 use run::events::{Event, Listeners, Sink, timed};
-use run::{PipeError, invalidate::PACING, unless_stopped};
+use run::{PACING, PipeError, unless_stopped};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -50,10 +50,10 @@ async fn wire(
         Ok(timed(sink, "credentials", credentials).await?)
     })
     .await?;
-    let (bucket, path_style) = config
-        .deploy
-        .as_ref()
-        .map_or(("", false), |d| (d.bucket.as_str(), d.force_path_style));
-    let store = S3Store::new(&sdk, bucket, path_style);
-    run::run(&config, &store, &CloudFront::new(&sdk), PACING, stop, sink).await
+    let (store, cdn) = (
+        S3Store::for_deploy(&sdk, config.deploy.as_ref()),
+        CloudFront::new(&sdk),
+    );
+    let site = HttpSite::new(config.network.connect_timeout, config.network.read_timeout);
+    run::run(&config, &store, &cdn, &site, PACING, stop, sink).await
 }

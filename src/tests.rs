@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -12,18 +11,13 @@ use crate::config::Config;
 use crate::edge::failure::{FailureStore, Op};
 use crate::edge::memory::MemoryStore;
 use crate::edge::memory_cdn::MemoryCdn;
+use crate::edge::memory_site::{Fault, MemorySite};
+use crate::edge::site::Site;
 use crate::edge::store::{ObjectStore, StoreError};
 use crate::report::Record;
 use crate::run::events::{Event, Sink};
-use crate::run::invalidate::Pacing;
-use crate::run::{self, PipeError};
+use crate::run::{self, FAST, PipeError};
 use crate::stop::{self, Signal, Stop};
-
-const FAST: Pacing = Pacing {
-    first_retry: Duration::from_millis(1),
-    max_retry: Duration::from_millis(4),
-    poll: Duration::from_millis(1),
-};
 
 fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -69,8 +63,20 @@ async fn deploy_until<S: ObjectStore>(
     config: &Config,
     stop: &Stop,
 ) -> (Result<(), PipeError>, Value) {
+    // Only VERIFY asks the site anything.
+    let nothing = MemoryStore::default();
+    deploy_through(store, cdn, &MemorySite::new(&nothing, ""), config, stop).await
+}
+
+async fn deploy_through<S: ObjectStore, W: Site>(
+    store: &S,
+    cdn: &MemoryCdn,
+    site: &W,
+    config: &Config,
+    stop: &Stop,
+) -> (Result<(), PipeError>, Value) {
     let record = Record::new(None);
-    let result = run::run(config, store, cdn, FAST, stop, &record).await;
+    let result = run::run(config, store, cdn, site, FAST, stop, &record).await;
     record.event(&Event::Finished(&result));
     (result, record.json())
 }
@@ -1164,4 +1170,284 @@ async fn excluded_keys_are_never_marked_and_keep_their_marks() {
         .0
         .unwrap();
     assert!(!store.keys().contains(&"p/legacy/x.js".to_string()));
+}
+
+/// The whole verification of a deploy that changed a page, added an asset
+/// and deleted another, run against `site`.
+async fn verify_second_deploy<'a>(
+    store: &'a MemoryStore,
+    site: &MemorySite<'a>,
+    extra: &[(&str, &str)],
+    before: impl FnOnce(&MemorySite<'a>),
+) -> (tempfile::TempDir, Result<(), PipeError>, Value) {
+    let dir = site_dir_v1();
+    deploy(store, &cdn(), &config(dir.path(), &[]))
+        .await
+        .0
+        .unwrap();
+    write(
+        dir.path(),
+        &[("index.html", "<h1>v2"), ("new.js", "let n = 2;")],
+    );
+    std::fs::remove_file(dir.path().join("old.js")).unwrap();
+    before(site);
+    let mut vars = vec![("DISTRIBUTION_ID", "E1"), ("VERIFY", "true")];
+    vars.extend_from_slice(extra);
+    let config = config(dir.path(), &vars);
+    let (result, report) = deploy_through(store, &cdn(), site, &config, &Stop::never()).await;
+    (dir, result, report)
+}
+
+fn site_dir_v1() -> tempfile::TempDir {
+    site(&[
+        ("index.html", "<h1>v1"),
+        ("old.js", "let o = 1;"),
+        ("a.css", "a { color: red }"),
+    ])
+}
+
+/// `{path: (result, [problem kinds], attempts)}` of a record's verification.
+fn verdicts(report: &Value) -> BTreeMap<String, (String, Vec<String>, u64)> {
+    report["verification"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let kinds = p["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kind"].as_str().unwrap().to_string())
+                .collect();
+            let result = p["result"].as_str().unwrap().to_string();
+            let path = p["path"].as_str().unwrap().to_string();
+            (path, (result, kinds, p["attempts"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+fn fine(attempts: u64) -> (String, Vec<String>, u64) {
+    ("as deployed".into(), Vec::new(), attempts)
+}
+
+#[tokio::test]
+async fn a_clean_deploy_is_verified_through_the_distribution_as_a_browser_asks() {
+    let store = MemoryStore::default();
+    // A CDN that compresses what is stored uncompressed, and serves the
+    // folder's index document at its folder's URL.
+    let site = MemorySite::new(&store, "p")
+        .with_index("index.html")
+        .compressing();
+    let extra = [
+        ("INDEX_DOCUMENT", "index.html"),
+        ("CACHE_CONTROL", "max-age=60"),
+    ];
+    let (_dir, result, report) = verify_second_deploy(&store, &site, &extra, |_| {}).await;
+    result.unwrap();
+    let v = &report["verification"];
+    assert_eq!(v["url"], "https://e1.cloudfront.net");
+    assert_eq!(
+        verdicts(&report),
+        BTreeMap::from([
+            ("/".into(), fine(1)),
+            ("/a.css".into(), fine(1)),
+            ("/index.html".into(), fine(1)),
+            ("/new.js".into(), fine(1)),
+            ("/old.js".into(), fine(1)),
+        ])
+    );
+    // The new Cache-Control fixed a.css in place: it is checked too.
+    assert_eq!(v["paths"][1]["action"], "update headers");
+    assert_eq!(
+        (&v["candidates"], &v["failed"], &v["requests"]),
+        (&4.into(), &0.into(), &5.into())
+    );
+    assert_eq!(v["deleted_status"], serde_json::json!([404]));
+    assert_eq!(
+        report["invalidations"][0]["completed"], true,
+        "VERIFY waits"
+    );
+    for (url, headers) in site.requests() {
+        assert!(url.starts_with("https://e1.cloudfront.net/"), "{url}");
+        let has = |name: &str, value: &str| headers.iter().any(|(n, v)| n == name && v == value);
+        assert!(has("accept-encoding", "br, gzip"), "{headers:?}");
+        assert!(
+            !headers
+                .iter()
+                .any(|(n, _)| n == "authorization" || n.starts_with("x-amz")),
+            "{headers:?}"
+        );
+    }
+    assert_eq!(site.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn every_fault_is_reported_with_its_kind_after_everything_is_checked() {
+    let store = MemoryStore::default();
+    let site = MemorySite::new(&store, "p");
+    let (_dir, result, report) = verify_second_deploy(&store, &site, &[], |site| {
+        // A cache that keeps the old page and the deleted script.
+        site.freeze("/index.html", usize::MAX);
+        site.freeze("/old.js", usize::MAX);
+        site.fault("/new.js", Fault::ContentType("text/plain".into()));
+    })
+    .await;
+    let err = result.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Verification failed: 3 of 3 paths are not served as deployed. The deploy itself succeeded and is not undone"),
+        "{err}"
+    );
+    let hints = err.details().join("\n");
+    for kind in ["old bytes", "still served", "wrong type"] {
+        assert!(hints.contains(&format!("Hint: {kind}: ")), "{hints}");
+    }
+    let retried = 1 + u64::from(run::verify::RECHECKS);
+    assert_eq!(
+        verdicts(&report),
+        BTreeMap::from([
+            (
+                "/index.html".into(),
+                ("mismatch".into(), vec!["old bytes".into()], retried)
+            ),
+            (
+                "/new.js".into(),
+                ("mismatch".into(), vec!["wrong type".into()], retried)
+            ),
+            (
+                "/old.js".into(),
+                ("mismatch".into(), vec!["still served".into()], retried)
+            ),
+        ])
+    );
+    let page = &report["verification"]["paths"][0];
+    assert_eq!(page["x_cache"], "Hit from memory");
+    assert_eq!(page["age"], "42");
+    assert_eq!(report["success"], false);
+    // The deploy stands.
+    assert_eq!(store.body("p/index.html").unwrap(), b"<h1>v2");
+    assert_eq!(report["totals"]["uploaded"], 2);
+}
+
+#[tokio::test]
+async fn forbidden_redirected_and_silent_paths_are_each_told_apart() {
+    let store = MemoryStore::default();
+    let site = MemorySite::new(&store, "p").missing_status(403);
+    let extra = [("VERIFY_TIMEOUT", "300ms"), ("CACHE_CONTROL", "no-cache")];
+    let (_dir, result, report) = verify_second_deploy(&store, &site, &extra, |site| {
+        site.fault(
+            "/index.html",
+            Fault::Redirect("https://www.example.com/".into()),
+        );
+        site.fault("/new.js", Fault::Status(403));
+        site.fault("/a.css", Fault::Stall);
+    })
+    .await;
+    let hints = result.unwrap_err().details().join("\n");
+    assert!(
+        hints.contains("Hint: forbidden: 403 for a deployed object"),
+        "{hints}"
+    );
+    let found = verdicts(&report);
+    // A redirect is reported at once and not followed.
+    assert_eq!(
+        found["/index.html"],
+        ("mismatch".into(), vec!["redirect".into()], 1)
+    );
+    let retried = 1 + u64::from(run::verify::RECHECKS);
+    assert_eq!(
+        found["/new.js"],
+        ("mismatch".into(), vec!["forbidden".into()], retried)
+    );
+    assert_eq!(
+        found["/a.css"],
+        ("not checked".into(), vec!["not checked".into()], 0)
+    );
+    // S3 answers 403 for a missing key to whoever may not list the bucket.
+    assert_eq!(found["/old.js"], fine(1));
+    assert_eq!(
+        report["verification"]["deleted_status"],
+        serde_json::json!([403])
+    );
+    assert_eq!(
+        site.requests()
+            .iter()
+            .filter(|(u, _)| u.ends_with("/index.html"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_stale_answer_is_asked_again_until_the_edges_converge() {
+    let store = MemoryStore::default();
+    let site = MemorySite::new(&store, "p");
+    let (_dir, result, report) =
+        verify_second_deploy(&store, &site, &[], |site| site.freeze("/index.html", 2)).await;
+    result.unwrap();
+    assert_eq!(verdicts(&report)["/index.html"], fine(3));
+    assert_eq!(report["verification"]["requests"], 5);
+}
+
+#[tokio::test]
+async fn a_distribution_that_does_not_serve_the_prefix_stops_before_any_write() {
+    let store = MemoryStore::default();
+    let dir = site_dir_v1();
+    let first = config(dir.path(), &[("DISTRIBUTION_ID", "E1"), ("VERIFY", "true")]);
+    let elsewhere = MemoryCdn::with("E1", "site-bucket", "/other");
+    let nothing = MemoryStore::default();
+    let site = MemorySite::new(&nothing, "");
+    let (result, report) = deploy_through(&store, &elsewhere, &site, &first, &Stop::never()).await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("nothing was deployed") && err.contains("set VERIFY_URL"),
+        "{err}"
+    );
+    assert!(store.writes().is_empty());
+    assert!(report["verification"].is_null());
+    // With VERIFY_URL, the distribution's origin path does not matter.
+    let config = config(
+        dir.path(),
+        &[
+            ("DISTRIBUTION_ID", "E1"),
+            ("VERIFY", "true"),
+            ("VERIFY_URL", "http://127.0.0.1:9/"),
+        ],
+    );
+    let own = MemorySite::new(&store, "p");
+    let (result, report) = deploy_through(&store, &elsewhere, &own, &config, &Stop::never()).await;
+    result.unwrap();
+    assert_eq!(report["verification"]["url"], "http://127.0.0.1:9");
+    assert_eq!(report["verification"]["passed"], 3);
+}
+
+#[tokio::test]
+async fn a_dry_run_verifies_nothing() {
+    let store = MemoryStore::default();
+    let dir = site_dir_v1();
+    let config = config(
+        dir.path(),
+        &[
+            ("VERIFY", "true"),
+            ("VERIFY_URL", "https://x"),
+            ("DRY_RUN", "true"),
+        ],
+    );
+    let site = MemorySite::new(&store, "p");
+    let (result, report) = deploy_through(&store, &cdn(), &site, &config, &Stop::never()).await;
+    result.unwrap();
+    assert!(site.requests().is_empty());
+    assert!(report["verification"].is_null());
+}
+
+#[tokio::test]
+async fn with_invalidation_off_the_distribution_is_still_looked_up_for_its_domain() {
+    let store = MemoryStore::default();
+    let site = MemorySite::new(&store, "p");
+    let extra = [("INVALIDATE", "false")];
+    let (_dir, result, report) = verify_second_deploy(&store, &site, &extra, |_| {}).await;
+    result.unwrap();
+    assert_eq!(report["verification"]["url"], "https://e1.cloudfront.net");
+    assert_eq!(report["verification"]["passed"], 3);
+    assert!(report["invalidations"].as_array().unwrap().is_empty());
 }

@@ -90,6 +90,10 @@ struct RawEnv {
     abort_incomplete_uploads_after: Option<String>,
     delete_grace: Option<String>,
     s3_cloudfront_deploy_now: Option<String>,
+    verify: Option<String>,
+    verify_url: Option<String>,
+    verify_timeout: Option<String>,
+    index_document: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +108,31 @@ pub struct Config {
     pub quiet: bool,
     /// Retries and timeouts of every AWS request.
     pub network: Network,
+    /// What to check through the site after the deploy (VERIFY).
+    pub verify: Option<Verify>,
 }
+
+/// The check of a deploy from the visitor's side (VERIFY).
+#[derive(Debug, Clone)]
+pub struct Verify {
+    /// VERIFY_URL: where the deploy's prefix is served, without a trailing
+    /// `/`. `None`: `https://<domain>` of `distribution_id`, through its
+    /// origin path.
+    pub url: Option<String>,
+    /// The first of DISTRIBUTION_ID: its domain is the default URL.
+    pub distribution_id: Option<String>,
+    /// INDEX_DOCUMENT: `dir/<name>` is also checked as `dir/`.
+    pub index_document: Option<String>,
+    /// VERIFY_TIMEOUT: the whole verification, retries included.
+    pub timeout: Duration,
+    /// Requests in flight (CONCURRENCY).
+    pub concurrency: usize,
+    /// ENTRY_DOCUMENTS, whether ORDERED_DEPLOY is on or not: always checked.
+    pub entry_documents: globset::GlobSet,
+}
+
+/// How long a verification may take, its rechecks of stale answers included.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The report's name in BITBUCKET_PIPE_SHARED_STORAGE_DIR.
 pub const REPORT_NAME: &str = "s3-cloudfront-deploy/report.json";
@@ -362,9 +390,10 @@ impl Config {
             .map_or(MaxDelete::Default, |m| v.max_delete(m));
         let allow_delete_all =
             v.boolean("ALLOW_DELETE_ALL", raw.allow_delete_all.as_deref(), false);
+        let entry_globs = v.patterns("ENTRY_DOCUMENTS", raw.entry_documents.as_deref());
         let entry_documents = v
             .boolean("ORDERED_DEPLOY", raw.ordered_deploy.as_deref(), true)
-            .then(|| v.patterns("ENTRY_DOCUMENTS", raw.entry_documents.as_deref()))
+            .then(|| entry_globs.clone())
             .flatten();
         let rules = v.rules(raw.rules.as_deref(), raw.rules_file.as_deref(), cwd);
         let precompressed = v.boolean("PRECOMPRESSED", raw.precompressed.as_deref(), false);
@@ -446,7 +475,12 @@ impl Config {
                 v.report_path(&path);
             }
         }
-        let cdn = v.cdn(&raw);
+        let mut cdn = v.cdn(&raw);
+        let verify = v.verify(&raw, deploying, concurrency, entry_globs);
+        if let (Some(cdn), Some(_)) = (&mut cdn, &verify) {
+            // What is checked must be what visitors get: after the invalidation.
+            cdn.wait = true;
+        }
         if let Some(url) = &raw.aws_endpoint_url_cloudfront {
             v.url("AWS_ENDPOINT_URL_CLOUDFRONT", url);
         }
@@ -508,6 +542,7 @@ impl Config {
             quiet: extra.quiet,
             network,
             cdn,
+            verify,
         })
     }
 }
@@ -549,6 +584,19 @@ fn environment() -> impl Iterator<Item = (String, String)> {
 pub fn report_file_from_env() -> Option<PathBuf> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     report_file(&environment().collect(), &cwd)
+}
+
+/// Warns about the variables of `vars` that are set, when what makes them
+/// count is not: `"<names> set but <why>"`.
+fn warn_idle(vars: &[(&str, &Option<String>)], why: &str) {
+    let set: Vec<&str> = vars
+        .iter()
+        .filter(|(_, value)| value.is_some())
+        .map(|(name, _)| *name)
+        .collect();
+    if !set.is_empty() {
+        tracing::warn!("{} set but {why}", set.join(", "));
+    }
 }
 
 /// Validation helpers: each records its problems and returns a usable value so
@@ -607,21 +655,15 @@ impl Validator<'_> {
         );
         let enabled = self.boolean("INVALIDATE", raw.invalidate.as_deref(), true);
         let Some(ids) = raw.distribution_id.as_deref() else {
-            let set: Vec<&str> = [
-                ("PATHS", &raw.paths),
-                ("WAIT", &raw.wait),
-                ("WAIT_TIMEOUT", &raw.wait_timeout),
-                ("INVALIDATION_MAX_PATHS", &raw.invalidation_max_paths),
-            ]
-            .into_iter()
-            .filter_map(|(name, value)| value.as_ref().map(|_| name))
-            .collect();
-            if !set.is_empty() {
-                tracing::warn!(
-                    "{} set but DISTRIBUTION_ID is not: nothing is invalidated",
-                    set.join(", ")
-                );
-            }
+            warn_idle(
+                &[
+                    ("PATHS", &raw.paths),
+                    ("WAIT", &raw.wait),
+                    ("WAIT_TIMEOUT", &raw.wait_timeout),
+                    ("INVALIDATION_MAX_PATHS", &raw.invalidation_max_paths),
+                ],
+                "DISTRIBUTION_ID is not: nothing is invalidated",
+            );
             return None;
         };
         let ids: Vec<String> = ids
@@ -688,6 +730,106 @@ impl Validator<'_> {
         };
         if let Some(problem) = problem {
             self.errors.add("REPORT_FILE", problem);
+        }
+    }
+
+    /// VERIFY and the variables that shape it, checked with or without
+    /// VERIFY. `None` unless VERIFY is on (and everything it needs is there).
+    fn verify(
+        &mut self,
+        raw: &RawEnv,
+        deploying: bool,
+        concurrency: usize,
+        entry_documents: Option<globset::GlobSet>,
+    ) -> Option<Verify> {
+        let on = self.boolean("VERIFY", raw.verify.as_deref(), false);
+        let url = raw
+            .verify_url
+            .as_deref()
+            .map(|u| self.site_url("VERIFY_URL", u));
+        let timeout = self
+            .duration("VERIFY_TIMEOUT", raw.verify_timeout.as_deref())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_VERIFY_TIMEOUT);
+        let index_document = raw.index_document.as_deref().map(str::trim);
+        if let Some(name) = index_document.filter(|n| n.contains('/')) {
+            self.errors.add(
+                "INDEX_DOCUMENT",
+                format!("{name:?} must be a file name without /, e.g. index.html"),
+            );
+        }
+        let distribution_id = raw
+            .distribution_id
+            .as_deref()
+            .and_then(|ids| ids.split([' ', ',', '\n', '\t']).find(|s| !s.is_empty()))
+            .map(str::to_string);
+        if !on {
+            warn_idle(
+                &[
+                    ("VERIFY_URL", &raw.verify_url),
+                    ("VERIFY_TIMEOUT", &raw.verify_timeout),
+                    ("INDEX_DOCUMENT", &raw.index_document),
+                ],
+                "VERIFY is not: nothing is verified",
+            );
+            return None;
+        }
+        if !deploying {
+            self.errors.add(
+                "VERIFY",
+                "checks what a deploy changed, and only DISTRIBUTION_ID is set: \
+                 set S3_BUCKET and LOCAL_PATH, or leave VERIFY out",
+            );
+        }
+        if url.is_none() && distribution_id.is_none() {
+            self.missing(
+                "VERIFY_URL",
+                "with VERIFY and no DISTRIBUTION_ID, the URL where S3_BUCKET's prefix is served, \
+                 e.g. https://www.example.com or http://my-bucket.s3-website-eu-west-1.amazonaws.com",
+            );
+        }
+        Some(Verify {
+            url: url.flatten(),
+            distribution_id,
+            index_document: index_document.map(str::to_string),
+            timeout,
+            concurrency,
+            entry_documents: entry_documents?,
+        })
+    }
+
+    /// An `http(s)://host[:port][/path]` URL, without the trailing `/`;
+    /// no credentials, query or fragment: the check sends none.
+    fn site_url(&mut self, var: &str, value: &str) -> Option<String> {
+        let value = value.trim();
+        let rest = value
+            .strip_prefix("https://")
+            .or_else(|| value.strip_prefix("http://"));
+        let Some(rest) = rest else {
+            self.errors.add(
+                var,
+                format!("{value:?} is not a URL: write it as https://host[/path]"),
+            );
+            return None;
+        };
+        let host = rest.split('/').next().unwrap_or_default();
+        let problem = if host.is_empty() {
+            Some("has no host")
+        } else if host.contains('@') {
+            Some("holds credentials, which the check never sends: remove user:password@")
+        } else if rest.contains(['?', '#']) {
+            Some("has a query or a fragment: give the base URL only")
+        } else if rest.contains(char::is_whitespace) {
+            Some("holds a space")
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                self.errors.add(var, format!("{value:?} {problem}"));
+                None
+            }
+            None => Some(value.trim_end_matches('/').to_string()),
         }
     }
 
@@ -1345,6 +1487,85 @@ mod tests {
                 "CONNECT_TIMEOUT",
                 "READ_TIMEOUT"
             ]
+        );
+    }
+
+    #[test]
+    fn verify_needs_a_url_or_a_distribution_and_waits_for_the_invalidation() {
+        let e = Config::from_vars(base(&[("VERIFY", "true")]), &cwd()).unwrap_err();
+        assert_eq!(e.0.keys().collect::<Vec<_>>(), ["VERIFY_URL"]);
+        assert!(
+            e.0["VERIFY_URL"][0].starts_with("required and not set"),
+            "{e}"
+        );
+
+        let c = Config::from_vars(
+            base(&[("VERIFY", "true"), ("DISTRIBUTION_ID", "E1, E2")]),
+            &cwd(),
+        )
+        .unwrap();
+        let v = c.verify.unwrap();
+        assert_eq!((v.url, v.distribution_id.as_deref()), (None, Some("E1")));
+        assert_eq!(v.timeout, DEFAULT_VERIFY_TIMEOUT);
+        assert!(v.entry_documents.is_match("index.html"));
+        assert!(c.cdn.unwrap().wait, "VERIFY implies WAIT");
+
+        let c = Config::from_vars(
+            base(&[
+                ("VERIFY", "yes"),
+                ("VERIFY_URL", "https://www.example.com/docs/"),
+                ("VERIFY_TIMEOUT", "90s"),
+                ("INDEX_DOCUMENT", "index.html"),
+                ("ORDERED_DEPLOY", "false"),
+            ]),
+            &cwd(),
+        )
+        .unwrap();
+        let v = c.verify.unwrap();
+        assert_eq!(v.url.as_deref(), Some("https://www.example.com/docs"));
+        assert_eq!(v.timeout, Duration::from_secs(90));
+        assert_eq!(v.index_document.as_deref(), Some("index.html"));
+        assert!(
+            v.entry_documents.is_match("about.html"),
+            "with ORDERED_DEPLOY off too"
+        );
+        assert!(c.cdn.is_none());
+    }
+
+    #[test]
+    fn verify_checks_a_deploy_and_its_url_carries_nothing_secret() {
+        let e = Config::from_vars(
+            vars(&[
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("DISTRIBUTION_ID", "E1"),
+                ("VERIFY", "true"),
+            ]),
+            &cwd(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0.keys().collect::<Vec<_>>(), ["VERIFY"]);
+        for (url, problem) in [
+            ("www.example.com", "is not a URL"),
+            ("https://", "has no host"),
+            ("https://user:pw@www.example.com", "holds credentials"),
+            ("https://www.example.com/?v=1", "has a query"),
+        ] {
+            let e = Config::from_vars(base(&[("VERIFY", "true"), ("VERIFY_URL", url)]), &cwd())
+                .unwrap_err();
+            assert!(e.0["VERIFY_URL"][0].contains(problem), "{url}: {e}");
+        }
+        let e = Config::from_vars(
+            base(&[
+                ("VERIFY", "maybe"),
+                ("VERIFY_TIMEOUT", "soon"),
+                ("INDEX_DOCUMENT", "docs/index.html"),
+            ]),
+            &cwd(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0.keys().collect::<Vec<_>>(),
+            ["INDEX_DOCUMENT", "VERIFY", "VERIFY_TIMEOUT"]
         );
     }
 

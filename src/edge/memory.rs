@@ -90,6 +90,11 @@ impl MemoryStore {
         objects.get(key).map(|s| s.body.clone())
     }
 
+    pub fn etag_of(&self, key: &str) -> Option<ETag> {
+        let objects = self.objects.lock().unwrap();
+        objects.get(key).map(|s| s.object.etag.clone())
+    }
+
     pub fn headers_of(&self, key: &str) -> Option<Headers> {
         let objects = self.objects.lock().unwrap();
         objects.get(key).map(|s| s.headers.clone())

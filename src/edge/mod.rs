@@ -1,5 +1,6 @@
 //! The edges: the only modules that name the AWS SDK (and the file system
-//! walk), each behind a small trait the rest of the crate is generic over.
+//! walk, and the site as visitors reach it), each behind a small trait the
+//! rest of the crate is generic over.
 //! Tests swap in the in-memory doubles and the failure-injecting wrapper.
 
 pub mod auth;
@@ -11,8 +12,11 @@ pub mod failure;
 pub mod memory;
 #[cfg(test)]
 pub mod memory_cdn;
+#[cfg(test)]
+pub mod memory_site;
 pub mod s3;
 pub mod scan;
 mod sdk_error;
 pub mod signals;
+pub mod site;
 pub mod store;

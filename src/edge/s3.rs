@@ -55,6 +55,17 @@ pub struct S3Store {
     bucket: String,
 }
 
+impl S3Store {
+    /// The store of a deploy's bucket; with none (only invalidating) a
+    /// store that is never called.
+    pub fn for_deploy(sdk: &aws_config::SdkConfig, deploy: Option<&crate::config::Deploy>) -> Self {
+        deploy.map_or_else(
+            || S3Store::new(sdk, "", false),
+            |d| S3Store::new(sdk, &d.bucket, d.force_path_style),
+        )
+    }
+}
+
 /// How long an abort may take once a stop was requested: the run must end
 /// within Bitbucket's grace period, and what is left is swept next time.
 const ABORT_WITHIN: std::time::Duration = std::time::Duration::from_millis(1500);

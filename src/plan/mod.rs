@@ -16,6 +16,7 @@ pub mod precompressed;
 mod properties;
 pub mod rules;
 pub mod uploads;
+pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

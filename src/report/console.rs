@@ -12,6 +12,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::plan::verify::Verification;
 use crate::plan::{Plan, Write};
 use crate::run::PipeError;
 use crate::run::events::{Event, Outcome, Sink};
@@ -346,6 +347,46 @@ impl Sink for Console {
                     ));
                 }
             }
+            Event::NothingToVerify => info!("(dryrun) nothing deployed: nothing to verify"),
+            Event::Verifying {
+                url,
+                checks,
+                candidates,
+                sampled,
+            } => {
+                if *sampled {
+                    info!(
+                        "Verifying {checks} paths through {url}: every entry document and a fixed \
+                         sample of the others, of {candidates} changed"
+                    )
+                } else if *checks > 0 {
+                    info!("Verifying {checks} paths through {url}")
+                }
+            }
+            Event::Rechecking {
+                url,
+                problems,
+                delay,
+            } => debug!(
+                "verify: {url} may be stale ({}): asking again in {}",
+                problems
+                    .iter()
+                    .map(|p| p.kind())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                seconds(*delay)
+            ),
+            Event::Verified(verification) => {
+                let took = state
+                    .phases
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| *name == "verify")
+                    .map(|(_, took)| *took);
+                if let Some(line) = verified(verification, took) {
+                    state.results.push(line);
+                }
+            }
             Event::Finished(Ok(())) => {
                 if let Some(summary) = &state.summary {
                     print_summary(summary, &state.phases);
@@ -483,6 +524,74 @@ fn print_summary(summary: &Summary, phases: &[(&'static str, Duration)]) {
     if let Some((phase, took)) = phases.iter().max_by_key(|(_, took)| *took) {
         info!("  slowest phase: {phase} ({:.1} s)", took.as_secs_f64());
     }
+}
+
+/// Prints one line per mismatch and the summary; returns the result line
+/// of a verification that found none.
+fn verified(v: &Verification, took: Option<Duration>) -> Option<String> {
+    if v.verdicts.is_empty() {
+        info!("Nothing changed: nothing to verify");
+        return None;
+    }
+    for verdict in &v.verdicts {
+        let mut cache = Vec::new();
+        if let Some(x_cache) = &verdict.x_cache {
+            cache.push(format!("X-Cache: {x_cache}"));
+        }
+        if let Some(age) = &verdict.age {
+            cache.push(format!("Age: {age}"));
+        }
+        let cache = if cache.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", cache.join("; "))
+        };
+        for problem in &verdict.problems {
+            error!(
+                "verify: {} ({}): {problem}{cache}",
+                verdict.url,
+                verdict.check.action.as_str()
+            );
+        }
+    }
+    let checked = v.verdicts.len();
+    let failed = v.failed();
+    let kinds: Vec<String> = v
+        .kinds()
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    info!(
+        "Verified {checked} paths through {} in {}: {} as deployed, {failed} not{}; {} requests",
+        v.url,
+        took.map_or_else(|| "-".into(), seconds),
+        checked - failed,
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        },
+        v.requests()
+    );
+    let gone: Vec<String> = v.gone_statuses().iter().map(u16::to_string).collect();
+    if !gone.is_empty() {
+        info!(
+            "Deleted paths answer {}: the origin's answer for a missing key{}",
+            gone.join(" or "),
+            if v.gone_statuses().contains(&403) {
+                " (S3 answers 403 to whoever may not list the bucket, as CloudFront with \
+                 origin access control)"
+            } else {
+                ""
+            }
+        );
+    }
+    (failed == 0).then(|| {
+        format!(
+            "Verified {checked} paths through {}: every one served as deployed",
+            v.url
+        )
+    })
 }
 
 fn failure(error: &PipeError) {

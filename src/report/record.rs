@@ -13,6 +13,7 @@ use crate::model::ScanCause;
 use crate::model::{Key, RemoteObject};
 use crate::plan::Plan;
 use crate::plan::grace::PendingDelete;
+use crate::plan::verify::{Problem, Verification};
 use crate::run::PipeError;
 use crate::run::events::{Event, Sink};
 
@@ -32,6 +33,8 @@ pub struct Report {
     pub totals: Totals,
     pub objects: Vec<ObjectRecord>,
     pub invalidations: Vec<InvalidationRecord>,
+    /// What VERIFY found; `None` when it did not run.
+    pub verification: Option<VerificationRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -131,6 +134,97 @@ pub struct InvalidationRecord {
 
 /// The error of a report written when the run started.
 const UNFINISHED: &str = "the run did not finish: it was killed, or is still running";
+
+#[derive(Debug, serde::Serialize)]
+pub struct VerificationRecord {
+    /// Where the deploy's prefix is served.
+    pub url: String,
+    /// Keys the deploy uploaded, fixed or deleted.
+    pub candidates: usize,
+    /// Paths requested (folder URLs included).
+    pub checked: usize,
+    /// Past the cap: every entry document and a sample of the rest.
+    pub sampled: bool,
+    pub passed: usize,
+    pub failed: usize,
+    /// Every request, rechecks included.
+    pub requests: u32,
+    /// What deleted paths answered (403 or 404), each once.
+    pub deleted_status: Vec<u16>,
+    pub paths: Vec<CheckRecord>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct CheckRecord {
+    /// Below `url`, percent-encoded.
+    pub path: String,
+    pub url: String,
+    pub key: Key,
+    /// `upload`, `update headers` or `delete`.
+    pub action: &'static str,
+    /// Requested as its folder (INDEX_DOCUMENT).
+    pub folder: bool,
+    /// `as deployed`, `mismatch` or `not checked`.
+    pub result: &'static str,
+    /// The last answer's; `None` when none came.
+    pub status: Option<u16>,
+    pub attempts: u32,
+    pub x_cache: Option<String>,
+    pub age: Option<String>,
+    pub problems: Vec<ProblemRecord>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ProblemRecord {
+    pub kind: &'static str,
+    pub expected: String,
+    pub served: String,
+}
+
+impl VerificationRecord {
+    fn of(v: &Verification) -> Self {
+        let paths: Vec<CheckRecord> = v
+            .verdicts
+            .iter()
+            .map(|verdict| CheckRecord {
+                path: verdict.check.path.clone(),
+                url: verdict.url.clone(),
+                key: verdict.check.key.clone(),
+                action: verdict.check.action.as_str(),
+                folder: verdict.check.folder,
+                result: match verdict.problems.as_slice() {
+                    [] => "as deployed",
+                    [Problem::NotChecked] => "not checked",
+                    _ => "mismatch",
+                },
+                status: verdict.status,
+                attempts: verdict.attempts,
+                x_cache: verdict.x_cache.clone(),
+                age: verdict.age.clone(),
+                problems: verdict
+                    .problems
+                    .iter()
+                    .map(|p| ProblemRecord {
+                        kind: p.kind(),
+                        expected: p.expected(),
+                        served: p.served(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        VerificationRecord {
+            url: v.url.clone(),
+            candidates: v.candidates,
+            checked: paths.len(),
+            sampled: v.sampled(),
+            passed: paths.len() - v.failed(),
+            failed: v.failed(),
+            requests: v.requests(),
+            deleted_status: v.gone_statuses(),
+            paths,
+        }
+    }
+}
 
 /// Listens to a run and writes its [`Report`] to `path` when it finishes.
 pub struct Record {
@@ -354,6 +448,7 @@ impl Sink for Record {
                 paths: inv.paths.clone(),
                 completed: inv.completed,
             }),
+            Event::Verified(v) => state.report.verification = Some(VerificationRecord::of(v)),
             Event::Finished(result) => {
                 let report = &mut state.report;
                 report.success = result.is_ok();
@@ -393,6 +488,16 @@ impl Sink for Record {
 #[cfg(test)]
 mod tests {
     use crate::model::ScanCause;
+
+    /// The schema names every kind of verification problem.
+    #[test]
+    fn the_schema_lists_every_verification_problem() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../report.schema.json")).unwrap();
+        let path = &schema["properties"]["verification"]["properties"]["paths"]["items"];
+        let listed = &path["properties"]["problems"]["items"]["properties"]["kind"]["enum"];
+        assert_eq!(*listed, serde_json::json!(crate::plan::verify::KINDS));
+    }
 
     /// The schema names every kind of scan error the report can carry.
     #[test]

@@ -73,6 +73,25 @@ pub enum InvalidateError {
     },
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Before any write: the site's URL cannot be worked out.
+    #[error("VERIFY cannot check this deploy, so nothing was deployed: {0}")]
+    Target(String),
+    #[error("VERIFY needs the distribution's domain, so nothing was deployed: {0}")]
+    Distribution(CdnError),
+    #[error(
+        "Verification failed: {failed} of {checked} paths are not served as deployed. \
+         The deploy itself succeeded and is not undone"
+    )]
+    Mismatches {
+        failed: usize,
+        checked: usize,
+        /// Each kind of problem found (`plan::verify::KINDS`).
+        kinds: Vec<&'static str>,
+    },
+}
+
 /// Every path in LOCAL_PATH that cannot be deployed (and is not excluded),
 /// found before any write; printed like validation errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +179,8 @@ pub enum PipeError {
         deployed: bool,
         source: InvalidateError,
     },
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
 }
 
 impl From<DeployError> for PipeError {
@@ -210,11 +231,19 @@ impl PipeError {
                     .into(),
             ],
             PipeError::Scan(e) => e.hints(),
+            PipeError::Verify(VerifyError::Mismatches { kinds, .. }) => kinds
+                .iter()
+                .map(|kind| format!("Hint: {kind}: {}", crate::plan::verify::hint(kind)))
+                .collect(),
+            PipeError::Verify(VerifyError::Distribution(e)) => {
+                e.hint().map(|h| format!("Hint: {h}")).into_iter().collect()
+            }
             PipeError::Validation(_)
             | PipeError::Compare(_)
             | PipeError::Compress(_)
             | PipeError::DeleteRefused(_)
-            | PipeError::Invalidate { .. } => Vec::new(),
+            | PipeError::Invalidate { .. }
+            | PipeError::Verify(VerifyError::Target(_)) => Vec::new(),
         }
     }
 }

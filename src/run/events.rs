@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::edge::cdn::CdnError;
 use crate::edge::store::{DeleteFailure, StoreError};
 use crate::model::{ETag, Key, Location, RemoteObject};
+use crate::plan::verify::{Problem, Verification};
 use crate::plan::{Plan, PlannedUpload, Write};
 
 use super::error::PipeError;
@@ -164,6 +165,24 @@ pub enum Event<'a> {
         waited: Duration,
     },
     Invalidated(&'a Invalidation),
+    /// A dry run deploys nothing, so VERIFY checks nothing.
+    NothingToVerify,
+    /// The verification starts: `checks` requests below `url`, for the
+    /// `candidates` keys the deploy changed.
+    Verifying {
+        url: &'a str,
+        checks: usize,
+        candidates: usize,
+        /// Past `plan::verify::MAX_CHECKS`: entry documents and a sample.
+        sampled: bool,
+    },
+    /// An answer that may be stale is asked for again after `delay`.
+    Rechecking {
+        url: &'a str,
+        problems: &'a [Problem],
+        delay: Duration,
+    },
+    Verified(&'a Verification),
     /// The run is over: the last event, on every path.
     Finished(&'a Result<(), PipeError>),
 }

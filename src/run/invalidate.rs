@@ -10,20 +10,7 @@ use crate::plan::invalidation::{Changed, caller_reference, paths_for};
 
 use super::error::InvalidateError;
 use super::events::{Event, Invalidation, Sink};
-
-/// How long to wait between tries and polls; tests shorten it.
-#[derive(Debug, Clone, Copy)]
-pub struct Pacing {
-    pub first_retry: Duration,
-    pub max_retry: Duration,
-    pub poll: Duration,
-}
-
-pub const PACING: Pacing = Pacing {
-    first_retry: Duration::from_secs(2),
-    max_retry: Duration::from_secs(60),
-    poll: Duration::from_secs(10),
-};
+use super::pacing::Pacing;
 
 /// Every distribution of the settings, by id: looked up before the deploy
 /// writes anything, so that a wrong DISTRIBUTION_ID or a missing
@@ -193,11 +180,7 @@ mod tests {
         })
     }
 
-    const FAST: Pacing = Pacing {
-        first_retry: Duration::from_millis(1),
-        max_retry: Duration::from_millis(4),
-        poll: Duration::from_millis(1),
-    };
+    const FAST: Pacing = crate::run::FAST;
 
     fn settings() -> Settings {
         Settings {

@@ -2,9 +2,10 @@
 //! sweep of stale multipart uploads) → precompressed siblings → scope (any
 //! scan problem stops the run here) → compression → evidence (hashes,
 //! heads) → the plan → the delete guard → execution in steps → the next
-//! manifest → invalidation. Generic over the store, the CDN and the sink,
-//! so a whole run can be tested in memory; a stop request ends it early
-//! with nothing half-done.
+//! manifest → invalidation → verification through the site (VERIFY).
+//! Generic over the store, the CDN, the site and the sink, so a whole run
+//! can be tested in memory; a stop request ends it early with nothing
+//! half-done.
 
 pub mod compress;
 pub mod error;
@@ -13,13 +14,16 @@ pub mod evidence;
 pub mod execute;
 pub mod invalidate;
 pub mod manifest;
+pub mod pacing;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, Deploy};
-use crate::edge::cdn::Cdn;
+use crate::edge::cdn::{Cdn, Distribution};
 use crate::edge::scan;
+use crate::edge::site::Site;
 use crate::edge::store::ObjectStore;
 use crate::etag::Hashed;
 use crate::model::{HeadersDigest, IncompleteUpload, Key, Location, Prefix, RemoteObject, Trusted};
@@ -29,18 +33,21 @@ use crate::plan::manifest::{Manifest, Previous};
 use crate::plan::{self, Plan, PlanInput, guard, manifest as decide, uploads};
 use crate::stop::Stop;
 
-use error::Stopped;
 pub use error::{PipeError, ScanErrors};
+use error::{Stopped, VerifyError};
 use events::{Event, Outcome, Sink, timed};
-use invalidate::Pacing;
+#[cfg(test)]
+pub use pacing::FAST;
+pub use pacing::{PACING, Pacing};
 
 /// Deploys (unless only invalidating), then invalidates (when a
-/// distribution is set). Every step is told to `sink`; the caller tells it
-/// [`Event::Finished`].
-pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
+/// distribution is set), then verifies through the site (VERIFY). Every
+/// step is told to `sink`; the caller tells it [`Event::Finished`].
+pub async fn run<S: ObjectStore, C: Cdn, W: Site, E: Sink>(
     config: &Config,
     store: &S,
     cdn: &C,
+    site: &W,
     pacing: Pacing,
     stop: &Stop,
     sink: &E,
@@ -56,17 +63,21 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
         }
         None => Vec::new(),
     };
-    let mut changed = Vec::new();
+    // Where to verify, settled before any write, like the distributions.
+    let verify_at = match (&config.verify, &config.deploy) {
+        (Some(v), Some(target)) => {
+            let url = verify_url(v, target, cdn, &distributions);
+            Some((v, unless_stopped(stop, url).await?))
+        }
+        _ => None,
+    };
     let mut progress = None;
     let mut pending = None;
     if let Some(target) = &config.deploy {
         let (plan, done, manifest) = deploy(target, store, stop, sink).await?;
-        changed = plan.changed_keys();
         progress = Some((plan, done));
         pending = manifest;
     }
-    // The manifest waits for the clock to pass the deploy's last write;
-    // the invalidation goes on meanwhile.
     let stopped = |signal| {
         PipeError::Stopped(Stopped {
             signal,
@@ -80,6 +91,8 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
             deletes_in_doubt: 0,
         })
     };
+    // The manifest waits for the clock to pass the deploy's last write;
+    // the invalidation goes on meanwhile.
     let save = async {
         let Some(p) = &pending else { return Ok(()) };
         let save = manifest::save(store, &p.at, &p.manifest, p.settled, sink);
@@ -91,25 +104,30 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
             saved = save => Ok(saved?),
         }
     };
-    let Some(settings) = &config.cdn else {
-        return save.await;
-    };
-    if let Some(signal) = stop.requested() {
-        return Err(stopped(signal));
-    }
-    let changed = config.deploy.as_ref().map(|d| Changed {
-        bucket: &d.bucket,
-        prefix: &d.prefix,
-        keys: &changed,
-    });
-    let dry_run = config.deploy.as_ref().is_some_and(|d| d.dry_run);
-    let work = invalidate::invalidate(cdn, settings, distributions, changed, dry_run, pacing, sink);
-    // A CreateInvalidation cut short is retried by the next deploy's.
     let invalidate = async {
+        let Some(settings) = &config.cdn else {
+            return Ok(());
+        };
+        if let Some(signal) = stop.requested() {
+            return Err(stopped(signal));
+        }
+        let keys = progress
+            .as_ref()
+            .map(|(plan, _)| plan.changed_keys())
+            .unwrap_or_default();
+        let changed = config.deploy.as_ref().map(|d| Changed {
+            bucket: &d.bucket,
+            prefix: &d.prefix,
+            keys: &keys,
+        });
+        let dry_run = config.deploy.as_ref().is_some_and(|d| d.dry_run);
+        let work =
+            invalidate::invalidate(cdn, settings, distributions, changed, dry_run, pacing, sink);
+        // A CreateInvalidation cut short is retried by the next deploy's.
         tokio::select! {
             biased;
             signal = stop.wait() => Err(stopped(signal)),
-            invalidated = timed(sink, "invalidate", work) => invalidated.map_err(|source| {
+            invalidated = timed(sink, "invalidate", work) => invalidated.map(|_| ()).map_err(|source| {
                 PipeError::Invalidate {
                     deployed: config.deploy.is_some(),
                     source,
@@ -119,7 +137,71 @@ pub async fn run<S: ObjectStore, C: Cdn, E: Sink>(
     };
     let (saved, invalidated) = tokio::join!(save, invalidate);
     invalidated?;
-    saved
+    saved?;
+    let (Some((v, url)), Some(target), Some((plan, done))) = (verify_at, &config.deploy, &progress)
+    else {
+        return Ok(());
+    };
+    if target.dry_run {
+        sink.event(&Event::NothingToVerify);
+        return Ok(());
+    }
+    let selection = plan::verify::select(
+        &plan::verify::Deployed {
+            plan,
+            etags: &done.etags,
+            prefix: &target.prefix,
+            entry_documents: &v.entry_documents,
+            index_document: v.index_document.as_deref(),
+        },
+        plan::verify::MAX_CHECKS,
+    );
+    let limits = verify::Limits {
+        concurrency: v.concurrency,
+        timeout: v.timeout,
+        request: config.network.read_timeout,
+    };
+    let work = verify::verify(site, &url, selection, limits, pacing, sink);
+    let verification = tokio::select! {
+        biased;
+        signal = stop.wait() => return Err(stopped(signal)),
+        verification = timed(sink, "verify", work) => verification,
+    };
+    sink.event(&Event::Verified(&verification));
+    match verification.failed() {
+        0 => Ok(()),
+        failed => Err(VerifyError::Mismatches {
+            failed,
+            checked: verification.verdicts.len(),
+            kinds: verification.kinds().into_iter().map(|(k, _)| k).collect(),
+        }
+        .into()),
+    }
+}
+
+/// VERIFY_URL, or where the first distribution serves the deploy's prefix.
+async fn verify_url<C: Cdn>(
+    v: &crate::config::Verify,
+    target: &Deploy,
+    cdn: &C,
+    found: &[(String, Distribution)],
+) -> Result<String, PipeError> {
+    if let Some(url) = &v.url {
+        return Ok(url.clone());
+    }
+    // Validation asks for VERIFY_URL when there is no distribution.
+    let id = v.distribution_id.as_deref().unwrap_or_default();
+    let distribution = match found.iter().find(|(i, _)| i == id) {
+        Some((_, d)) => d.clone(),
+        // INVALIDATE is off: looked up for its domain alone.
+        None => cdn
+            .distribution(id)
+            .await
+            .map_err(VerifyError::Distribution)?,
+    };
+    let d = &distribution;
+    plan::verify::distribution_url(&target.bucket, &target.prefix, &d.domain_name, &d.origins)
+        .map_err(|why| VerifyError::Target(why).into())
 }
 
 /// The manifest a deploy writes once its writes have settled.
