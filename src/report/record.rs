@@ -132,9 +132,6 @@ pub struct InvalidationRecord {
     pub completed: bool,
 }
 
-/// The error of a report written when the run started.
-const UNFINISHED: &str = "the run did not finish: it was killed, or is still running";
-
 #[derive(Debug, serde::Serialize)]
 pub struct VerificationRecord {
     /// Where the deploy's prefix is served.
@@ -241,27 +238,27 @@ struct State {
 }
 
 impl Record {
-    /// Starts the record, and writes at once a report that says the run did
-    /// not finish: a run ended by SIGKILL or a second signal then leaves
-    /// that, never an earlier run's `success: true`.
+    /// Starts the record, and removes an earlier run's report at once: a
+    /// run ended by SIGKILL or a second signal then leaves none, never an
+    /// earlier run's `success: true`. (Nothing is written until the end: a
+    /// report inside LOCAL_PATH must not be scanned as a site file.)
     pub fn new(path: Option<PathBuf>) -> Self {
-        let report = Report {
-            version: crate::help::VERSION,
-            error: Some(UNFINISHED.into()),
-            ..Report::default()
-        };
-        let json = serde_json::to_vec_pretty(&report).expect("a report always serialises");
-        let record = Record {
+        if let Some(path) = &path {
+            // A missing file is the usual case; another failure shows when
+            // the report is written.
+            let _ = std::fs::remove_file(path);
+        }
+        Record {
             path,
             started: Instant::now(),
             state: Mutex::new(State {
-                report,
+                report: Report {
+                    version: crate::help::VERSION,
+                    ..Report::default()
+                },
                 index: HashMap::new(),
             }),
-        };
-        // Its failure is reported when the final report is written.
-        let _ = record.try_write(&json);
-        record
+        }
     }
 
     /// The report as it stands (what [`Event::Finished`] writes).
@@ -271,18 +268,13 @@ impl Record {
         serde_json::to_value(&state.report).expect("a report always serialises")
     }
 
-    fn try_write(&self, json: &[u8]) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        path.parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(path, json))
-    }
-
     fn write(&self, json: &[u8]) {
         let Some(path) = &self.path else { return };
-        match self.try_write(json) {
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, json));
+        match written {
             Ok(()) => tracing::info!("Report written to {}", path.display()),
             Err(e) => tracing::warn!("Could not write the report to {}: {e}", path.display()),
         }
