@@ -70,7 +70,8 @@ impl StoreError {
     }
 }
 
-const STOPPED: &str = "Stopped";
+/// The code of a call a stop request cut short.
+pub const STOPPED: &str = "Stopped";
 
 /// A failed key of a batch delete.
 #[derive(Debug, Clone, PartialEq, Eq)]

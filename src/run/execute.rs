@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::edge::store::{DELETE_BATCH, DeleteFailure, ObjectStore, StoreError};
+use crate::edge::store::{DELETE_BATCH, DeleteFailure, ObjectStore, STOPPED, StoreError};
 use crate::model::Key;
 use crate::plan::{Plan, PlannedUpload, Step, Write};
 use crate::stop::{Signal, Stop};
@@ -227,7 +227,7 @@ async fn delete_all<S: ObjectStore, E: Sink>(
         for key in batch {
             match refused.iter().find(|f| &f.key == key) {
                 Some(failure) => {
-                    if failure.code == "Stopped" {
+                    if failure.code == STOPPED {
                         done.deletes_in_doubt += 1;
                     }
                     sink.event(&Event::DeleteFailed { failure })
