@@ -44,6 +44,7 @@ stop:
 ## run, same site: with no added latency, then with 100 ms a request; then the
 ## container's cold start against the bare binary's.
 bench: $(VENV)/.installed image
+	cargo build $(CARGO_FLAGS) --example latency_proxy
 	@command -v rclone >/dev/null || (apt-get update -qq && apt-get install -y -qq rclone >/dev/null)
 	@command -v /usr/bin/time >/dev/null || (apt-get update -qq && apt-get install -y -qq time >/dev/null)
 	$(PY) scripts/bench.py --bin "$(BIN)" $(BENCH_ARGS)

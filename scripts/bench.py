@@ -2,8 +2,10 @@
 """This pipe against the tools users would pick instead, on one local moto
 server, in one run, on the same generated site: `aws s3 sync` (the command
 atlassian/aws-s3-deploy runs), `s5cmd sync` (256 workers) and
-`rclone sync --checksum --fast-list`. With --latency-ms every request goes
-through a proxy that holds it that long, as a distant region does.
+`rclone sync --checksum --fast-list`. With --latency-ms every byte goes
+through a TCP proxy (examples/latency_proxy.rs) that delays each direction
+by half that, so every request costs one round trip more, as a distant
+region does, whatever the tool.
 
 Phases, each run by both tools on their own bucket:
   a. first deploy;
@@ -40,8 +42,23 @@ import boto3
 from botocore.config import Config
 
 VENV_BIN = Path(sys.executable).parent
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
-from faultproxy import FaultProxy  # noqa: E402
+
+
+class LatencyProxy:
+    """examples/latency_proxy.rs in front of `port`, adding `ms` per round trip."""
+
+    def __init__(self, binary, port, ms):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [str(binary), f"127.0.0.1:{self.port}", f"127.0.0.1:{port}", str(ms)], stdout=subprocess.PIPE
+        )
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise SystemExit(f"{binary} did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
 
 
 def free_port():
@@ -271,6 +288,11 @@ def main():
     ap.add_argument("--runs", type=int, default=1, help="paired runs; the order of the tools alternates")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--latency-ms", type=float, default=0, help="added to every request by a proxy")
+    ap.add_argument(
+        "--proxy",
+        default="target/x86_64-unknown-linux-gnu/release/examples/latency_proxy",
+        help="the latency proxy's binary (make bench builds it)",
+    )
     ap.add_argument("--tools", default=",".join(TOOLS), help="which tools, comma-separated")
     args = ap.parse_args()
     if not os.access(GNU_TIME, os.X_OK):
@@ -282,7 +304,7 @@ def main():
     proxy = None
     endpoint = server.endpoint
     if args.latency_ms:
-        proxy = FaultProxy(("127.0.0.1", server.port), latency=args.latency_ms / 1000)
+        proxy = LatencyProxy(args.proxy, server.port, args.latency_ms)
         endpoint = proxy.endpoint
     results = {}  # (phase, tool) -> list of dicts
     try:
