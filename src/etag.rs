@@ -50,6 +50,17 @@ pub struct Hashed {
     pub part_size: Option<u64>,
 }
 
+impl Hashed {
+    /// Whether this hash is the one `need` asks for.
+    pub fn answers(&self, need: HashNeed) -> bool {
+        match need {
+            HashNeed::Md5 => self.part_size.is_none(),
+            HashNeed::Parts(size) => self.part_size == Some(size),
+            HashNeed::PartsOfRemote => false,
+        }
+    }
+}
+
 /// The hash that compares a local file of `size` bytes with `remote`;
 /// `None` when the ETag is not a content hash at all.
 pub fn need(size: u64, remote: &ETag) -> Option<HashNeed> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::edge::cdn::CdnError;
 use crate::edge::store::{DeleteFailure, StoreError};
@@ -26,6 +26,9 @@ pub struct Outcome {
     pub copied: usize,
     /// The ETag S3 gave each uploaded or copied key.
     pub etags: HashMap<Key, ETag>,
+    /// When the last upload or copy ended: the manifest must be stamped in
+    /// a later second than this (deletes stamp nothing).
+    pub last_write: Option<Instant>,
 }
 
 /// What was asked of one distribution.

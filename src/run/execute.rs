@@ -171,6 +171,7 @@ async fn run_step<S: ObjectStore, E: Sink>(
                     }
                 }
                 done.etags.insert(planned.upload.key.clone(), etag);
+                done.last_write = Some(Instant::now());
             }
             Err(error) => {
                 sink.event(&Event::WriteFailed {

@@ -3,20 +3,23 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::edge::store::{ObjectStore, StoreError};
+use crate::edge::store::{Fetched, ObjectStore, StoreError};
 use crate::model::{Location, ObjectSettings, Prefix, RemoteObject};
 use crate::plan::manifest::{Manifest, Previous, Read, SALT_BYTES, Salt};
 
 use super::events::{Event, Sink};
 
-/// Reads the manifest at `at`. `state` holds the state objects the listing
-/// of `prefix` showed: when the manifest would be among them and is not,
-/// there is none, and no request is made. `None` when there is none, it
-/// cannot be read, or it belongs to another destination (then every key
-/// falls back to HeadObject, and the next write replaces it). A version 1
-/// manifest comes back indexed under a new salt, to be rewritten.
-pub async fn load<S: ObjectStore, E: Sink>(
-    store: &S,
+/// Reads what GetObject of the manifest at `at` returned (`fetched`: it is
+/// requested alongside the listing, so a small change costs no round trip
+/// for it). `state` holds the state objects the listing of `prefix`
+/// showed: when the manifest would be among them and is not, there is
+/// none, and what the GetObject said (even an error: a role without
+/// s3:GetObject) does not matter. `None` when there is none, it cannot be
+/// read, or it belongs to another destination (then every key falls back
+/// to HeadObject, and the next write replaces it). A version 1 manifest
+/// comes back indexed under a new salt, to be rewritten.
+pub fn read<E: Sink>(
+    fetched: Result<Option<Fetched>, StoreError>,
     at: &Location,
     prefix: &Prefix,
     state: &[RemoteObject],
@@ -27,7 +30,7 @@ pub async fn load<S: ObjectStore, E: Sink>(
     if listed && !state.iter().any(|s| s.key == at.key) {
         return Ok(None);
     }
-    let Some(fetched) = store.get(at).await? else {
+    let Some(fetched) = fetched? else {
         return Ok(None);
     };
     Ok(match Manifest::read(&fetched.body, destination) {
@@ -88,7 +91,9 @@ fn until_next_step(settled: Duration, now: Duration, resolution: Duration) -> Du
 
 /// Writes the manifest, last, after every upload and delete succeeded, in
 /// a later clock step of the store (a second on S3) than `settled`, the
-/// end of the deploy's last request: every object it vouches for is then
+/// end of the deploy's last upload or copy (`None`: it wrote nothing, so
+/// nothing to wait for; the deletes, the hashing of what was uploaded and
+/// the invalidation all happen inside the wait): every object it vouches for is then
 /// stamped in an earlier second than the manifest itself, so the next run
 /// trusts them without a HeadObject. [`Previous::trusted`] never trusts an
 /// object stamped in the manifest's second or later, so a clock that
@@ -97,14 +102,16 @@ pub async fn save<S: ObjectStore, E: Sink>(
     store: &S,
     at: &Location,
     manifest: &Manifest,
-    settled: Instant,
+    settled: Option<Instant>,
     sink: &E,
 ) -> Result<(), StoreError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let settled_at = now.saturating_sub(settled.elapsed());
-    tokio::time::sleep(until_next_step(settled_at, now, store.clock_resolution())).await;
+    if let Some(settled) = settled {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let settled_at = now.saturating_sub(settled.elapsed());
+        tokio::time::sleep(until_next_step(settled_at, now, store.clock_resolution())).await;
+    }
     let settings = ObjectSettings {
         cache_control: Some("no-store".into()),
         ..ObjectSettings::default()
@@ -137,6 +144,39 @@ mod tests {
             until_next_step(ms(10_300), ms(10_400), Duration::ZERO),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn the_manifest_read_alongside_the_listing_counts_only_if_listed() {
+        let sink = super::super::events::Listeners(Vec::new());
+        let at = Location {
+            bucket: None,
+            key: "site/.s3-cloudfront-deploy-manifest.json".into(),
+        };
+        let prefix = Prefix::new("site");
+        let denied = || {
+            Err(StoreError {
+                operation: "GetObject",
+                target: at.key.to_string(),
+                code: Some("AccessDenied".into()),
+                message: "Access Denied".into(),
+            })
+        };
+        let dest = "s3://b/site/";
+        // Not in the listing: there is none, whatever GetObject said.
+        assert_eq!(
+            read(denied(), &at, &prefix, &[], dest, &sink).unwrap(),
+            None
+        );
+        // Listed: GetObject's error is the deploy's.
+        let listed = RemoteObject {
+            key: at.key.clone(),
+            size: 10,
+            etag: crate::model::ETag::new("\"e\""),
+            last_modified: 0,
+        };
+        let failed = read(denied(), &at, &prefix, &[listed], dest, &sink);
+        assert_eq!(failed.unwrap_err().code.as_deref(), Some("AccessDenied"));
     }
 
     #[test]

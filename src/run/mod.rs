@@ -25,8 +25,10 @@ use crate::edge::cdn::{Cdn, Distribution};
 use crate::edge::scan;
 use crate::edge::site::Site;
 use crate::edge::store::ObjectStore;
-use crate::etag::Hashed;
-use crate::model::{HeadersDigest, IncompleteUpload, Key, Location, Prefix, RemoteObject, Trusted};
+use crate::etag::{self, HashNeed, Hashed};
+use crate::model::{
+    HeadersDigest, IncompleteUpload, Key, LocalFile, Location, Prefix, RemoteObject, Trusted,
+};
 use crate::plan::grace::{Judge, Mark};
 use crate::plan::invalidation::Changed;
 use crate::plan::manifest::{Manifest, Previous};
@@ -208,8 +210,8 @@ async fn verify_url<C: Cdn>(
 pub struct PendingManifest {
     at: Location,
     manifest: Manifest,
-    /// When the deploy's last write ended.
-    settled: Instant,
+    /// When the deploy's last upload or copy ended; `None`: it wrote none.
+    settled: Option<Instant>,
 }
 
 /// `work`, unless a stop comes first: for what writes nothing, so that
@@ -263,6 +265,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         trusted,
         marks,
         mut hashes,
+        as_uploaded,
         heads,
         plan,
     } = ready;
@@ -290,11 +293,10 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         };
         execute::execute(store, &plan, limits, sink).await?
     };
-    let settled = Instant::now();
     let mut pending = None;
     if let (Some(at), false) = (&target.manifest, target.dry_run) {
         let uploaded = decide::hashes_for_next(local, &plan);
-        hashes.extend(evidence::local_etags(store, uploaded).await?);
+        hashes.extend(hashes_of(store, uploaded, &as_uploaded).await?);
         let salt = match &previous {
             Some(p) => p.manifest.salt().clone(),
             None => manifest::fresh_salt()?,
@@ -316,7 +318,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             pending = Some(PendingManifest {
                 at: at.clone(),
                 manifest: next.manifest,
-                settled,
+                settled: done.last_write,
             });
         }
     }
@@ -341,8 +343,172 @@ struct Ready {
     /// DELETE_GRACE marks of the whole listing.
     marks: HashMap<Key, Mark>,
     hashes: HashMap<Key, Hashed>,
+    /// Every file hashed the way this pipe uploads it (empty with
+    /// SIZE_ONLY): what the next manifest records of an upload.
+    as_uploaded: HashMap<Key, Hashed>,
     heads: HashMap<Key, HeadersDigest>,
     plan: Plan,
+}
+
+/// The local side of a deploy, made ready while the bucket is listed.
+struct Local {
+    /// The files in scope, compressed where the rules say so.
+    prepared: compress::Prepared,
+    links_skipped: usize,
+    excluded: usize,
+    /// Every file hashed as this pipe uploads it (see [`local_side`]).
+    hashes: HashMap<Key, Hashed>,
+}
+
+/// Scan, scope, compression and hashing, none of which needs the listing:
+/// they run while S3 answers it. Every file is hashed the way this pipe
+/// uploads it (the MD5, or the ETag of our part size) because nearly every
+/// deploy needs that hash: to compare a file of the listed size, or, for a
+/// file it uploads, for the next manifest. Only SIZE_ONLY skips it.
+async fn local_side<S: ObjectStore, E: Sink>(
+    target: &Deploy,
+    store: &S,
+    sink: &E,
+) -> Result<Local, PipeError> {
+    let (root, prefix, follow) = (
+        target.local_path.clone(),
+        target.prefix.clone(),
+        target.follow_symlinks,
+    );
+    let scan = tokio::task::spawn_blocking(move || scan::scan(&root, &prefix, follow));
+    let scanned = scan.await.expect("scanning does not panic");
+    let mut local = scanned.files;
+    for reserved in decide::take_state_objects(&mut local, |f| &f.key) {
+        sink.event(&Event::ReservedName {
+            relative: &reserved.relative,
+        });
+    }
+    if target.precompressed {
+        local = plan::precompressed::serve_siblings(local);
+    }
+    let (filters, rules) = (&target.filters, &target.rules);
+    let scoped = plan::scope(
+        local,
+        scanned.problems,
+        Vec::new(),
+        &target.prefix,
+        filters,
+        rules,
+    );
+    // Every problem at once, before any write.
+    if !scoped.problems.is_empty() {
+        return Err(PipeError::Scan(ScanErrors(scoped.problems)));
+    }
+    let rules = target.rules.clone();
+    let files = scoped.local;
+    let prepare = tokio::task::spawn_blocking(move || compress::prepare(files, &rules));
+    let prepared = timed(sink, "compress", prepare)
+        .await
+        .expect("compression does not panic")?;
+    let mut hashes = HashMap::new();
+    if !target.size_only {
+        let files = &prepared.files;
+        let all = files
+            .iter()
+            .map(|f| (f, etag::as_uploaded(f.size)))
+            .collect();
+        hashes = timed(sink, "hash", evidence::local_etags(store, all)).await?;
+    }
+    Ok(Local {
+        prepared,
+        links_skipped: scanned.links_skipped,
+        excluded: scoped.excluded,
+        hashes,
+    })
+}
+
+/// The listing's side: the objects in scope, the state objects taken out,
+/// and the manifest read alongside the listing rather than after it.
+struct Remote {
+    remote: Vec<RemoteObject>,
+    excluded: usize,
+    stale: Vec<IncompleteUpload>,
+    previous: Option<Previous>,
+    trusted: HashMap<Key, Trusted>,
+    marks: HashMap<Key, Mark>,
+}
+
+async fn remote_side<S: ObjectStore, E: Sink>(
+    target: &Deploy,
+    store: &S,
+    destination: &str,
+    sink: &E,
+) -> Result<Remote, PipeError> {
+    let stale = find_stale(store, &target.prefix, target.abort_incomplete_after, sink);
+    let fetch = async {
+        match &target.manifest {
+            Some(at) => Some(store.get(at).await),
+            None => None,
+        }
+    };
+    let (remote, stale, fetched) = tokio::join!(store.list(&target.prefix), stale, fetch);
+    // The pipe's state objects are never site content, whichever
+    // manifest is current and whether MANIFEST is on or off.
+    let mut remote = remote?;
+    let state = decide::take_state_objects(&mut remote, |r| &r.key);
+    for former in state.iter().filter(|s| !is_current(target, &s.key)) {
+        sink.event(&Event::FormerManifest { key: &former.key });
+    }
+    let previous = match (&target.manifest, fetched) {
+        (Some(at), Some(fetched)) => {
+            let prefix = &target.prefix;
+            manifest::read(fetched, at, prefix, &state, destination, sink)?
+        }
+        _ => None,
+    };
+    // Trust and marks are read over the whole listing: the next manifest
+    // keeps the entries of keys the filters leave out.
+    let trusted = previous
+        .as_ref()
+        .map(|p| p.trusted(&remote))
+        .unwrap_or_default();
+    let marks = previous
+        .as_ref()
+        .map(|p| p.marks(&remote))
+        .unwrap_or_default();
+    let (filters, rules) = (&target.filters, &target.rules);
+    let scoped = plan::scope(
+        Vec::new(),
+        Vec::new(),
+        remote,
+        &target.prefix,
+        filters,
+        rules,
+    );
+    Ok(Remote {
+        remote: scoped.remote,
+        excluded: scoped.excluded,
+        stale,
+        previous,
+        trusted,
+        marks,
+    })
+}
+
+/// The hashes `needs` asks for: taken from `ready` when hashed the same
+/// way, computed otherwise (an object another tool uploaded in other parts).
+async fn hashes_of<S: ObjectStore>(
+    store: &S,
+    needs: Vec<(&LocalFile, HashNeed)>,
+    ready: &HashMap<Key, Hashed>,
+) -> Result<HashMap<Key, Hashed>, evidence::CompareError> {
+    let mut hashes = HashMap::new();
+    let mut missing = Vec::new();
+    for (file, need) in needs {
+        match ready.get(&file.key).filter(|h| h.answers(need)) {
+            Some(h) => {
+                hashes.insert(file.key.clone(), h.clone());
+            }
+            None => missing.push((file, need)),
+        }
+    }
+    hashes.extend(evidence::local_etags(store, missing).await?);
+    Ok(hashes)
 }
 
 async fn prepare<S: ObjectStore, E: Sink>(
@@ -351,76 +517,30 @@ async fn prepare<S: ObjectStore, E: Sink>(
     destination: &str,
     sink: &E,
 ) -> Result<Ready, PipeError> {
-    let (root, prefix, follow) = (
-        target.local_path.clone(),
-        target.prefix.clone(),
-        target.follow_symlinks,
-    );
-    let listed = timed(sink, "scan and list", async {
-        let scan = tokio::task::spawn_blocking(move || scan::scan(&root, &prefix, follow));
-        let stale = find_stale(store, &target.prefix, target.abort_incomplete_after, sink);
-        let (scanned, remote, stale) = tokio::join!(scan, store.list(&target.prefix), stale);
-        // The pipe's state objects are never site content, whichever
-        // manifest is current and whether MANIFEST is on or off.
-        let mut remote = remote?;
-        let state = decide::take_state_objects(&mut remote, |r| &r.key);
-        for former in state.iter().filter(|s| !is_current(target, &s.key)) {
-            sink.event(&Event::FormerManifest { key: &former.key });
-        }
-        let previous = match &target.manifest {
-            Some(at) => {
-                let prefix = &target.prefix;
-                manifest::load(store, at, prefix, &state, destination, sink).await?
-            }
-            None => None,
-        };
-        let trusted = previous
-            .as_ref()
-            .map(|p| p.trusted(&remote))
-            .unwrap_or_default();
-        let marks = previous
-            .as_ref()
-            .map(|p| p.marks(&remote))
-            .unwrap_or_default();
-        let scanned = scanned.expect("scanning does not panic");
-        let mut local = scanned.files;
-        for reserved in decide::take_state_objects(&mut local, |f| &f.key) {
-            sink.event(&Event::ReservedName {
-                relative: &reserved.relative,
-            });
-        }
-        if target.precompressed {
-            local = plan::precompressed::serve_siblings(local);
-        }
-        let scoped = plan::scope(
-            local,
-            scanned.problems,
-            remote,
-            &target.prefix,
-            &target.filters,
-            &target.rules,
-        );
-        // Every problem at once, before any write.
-        if !scoped.problems.is_empty() {
-            return Err(PipeError::Scan(ScanErrors(scoped.problems)));
-        }
-        let found = (previous, trusted, marks);
-        Ok::<_, PipeError>((scoped, scanned.links_skipped, found, stale))
-    });
-    let (scoped, links_skipped, (previous, trusted, marks), stale) = listed.await?;
-    let plan::Scoped {
-        local,
+    let both = async {
+        let local = local_side(target, store, sink);
+        let remote = remote_side(target, store, destination, sink);
+        let (local, remote) = tokio::join!(local, remote);
+        // S3's refusal first: it may be why the rest is moot.
+        let remote = remote?;
+        Ok::<_, PipeError>((local?, remote))
+    };
+    let (local, remote_side) = timed(sink, "scan and list", both).await?;
+    let Remote {
         remote,
-        excluded,
-        ..
-    } = scoped;
-
-    // Compressed copies live in a temporary folder until the upload is over.
-    let rules = target.rules.clone();
-    let prepare = tokio::task::spawn_blocking(move || compress::prepare(local, &rules));
-    let prepared = timed(sink, "compress", prepare)
-        .await
-        .expect("compression does not panic")?;
+        excluded: remote_excluded,
+        stale,
+        previous,
+        trusted,
+        marks,
+    } = remote_side;
+    let Local {
+        prepared,
+        links_skipped,
+        excluded: local_excluded,
+        hashes: as_uploaded,
+    } = local;
+    let excluded = local_excluded + remote_excluded;
     let local = &prepared.files;
     sink.event(&Event::Scanned {
         local: local.len(),
@@ -430,7 +550,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
     });
 
     let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
-    let hashes = timed(sink, "hash", evidence::local_etags(store, needs)).await?;
+    let hashes = hashes_of(store, needs, &as_uploaded).await?;
     let no_heads = HashMap::new();
     let mut input = PlanInput {
         local,
@@ -471,6 +591,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
         trusted,
         marks,
         hashes,
+        as_uploaded,
         heads,
         plan,
     })
