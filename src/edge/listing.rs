@@ -8,17 +8,18 @@
 //! 1. one page without delimiter; not truncated: done. A site of up to
 //!    1,000 objects costs 1 request, as a sequential listing does.
 //! 2. truncated: the next page and the folder listing (Delimiter `/`, all
-//!    its pages) at once; the next page not truncated: done. Up to 2,000
-//!    objects cost 3 requests in 2 round trips.
+//!    its pages, after the first page's last key) at once; the next page
+//!    not truncated: done. Up to 2,000 objects cost 3 requests in 2 round
+//!    trips.
 //! 3. still truncated: what comes after the last key seen is the folder
 //!    listing's direct keys after it and its folders, listed concurrently:
 //!    a folder holding the last key seen resumes after it (StartAfter), a
 //!    folder wholly before it was already listed. Folders are grouped into
-//!    chains of about 3/4 of a page by the keys a folder held so far (300
-//!    folders of 17 keys: 5 chains, not 300 requests); a chain is one page
-//!    from its first folder (StartAfter), then what that page did not reach
-//!    is split the same way, and a chain of one folder is that folder
-//!    listed by this same procedure.
+//!    chains of about 3/4 of a page by the keys a folder held so far
+//!    (many small folders cost a request per 750 keys or so, not one per
+//!    folder); a chain is one page from its first folder (StartAfter),
+//!    then what that page did not reach is split the same way, and a chain
+//!    of one folder is that folder listed by this same procedure.
 //!
 //! The result is the set a sequential listing returns, in its order (S3
 //! sorts keys by their UTF-8 bytes, as `str` compares). A folder of N keys
@@ -190,7 +191,7 @@ where
     /// the first possibly holding `after`) whose key sorts after `after`.
     /// Small folders are listed together, about 3/4 of a page's worth a
     /// chain by the `density` seen so far (`None`: unknown, one chain per
-    /// folder), so that 300 folders of 17 keys cost 5 requests, not 300.
+    /// folder), so that many small folders do not cost a request each.
     fn spans<'a>(
         &'a self,
         prefix: &'a str,
