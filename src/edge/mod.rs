@@ -8,6 +8,7 @@ pub mod cdn;
 pub mod cloudfront;
 #[cfg(test)]
 pub mod failure;
+pub mod listing;
 #[cfg(test)]
 pub mod memory;
 #[cfg(test)]

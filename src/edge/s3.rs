@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::stop::Stop;
 
+use super::listing::{self, Page, Query};
 use super::store::{DeleteFailure, Fetched, ObjectStore, StoreError};
 
 /// Parts of one file in flight at once; files are also uploaded concurrently.
@@ -240,29 +241,49 @@ impl S3Store {
 
 impl ObjectStore for S3Store {
     async fn list(&self, prefix: &Prefix) -> Result<Vec<RemoteObject>, StoreError> {
-        let list_prefix = prefix.list_prefix();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&list_prefix)
-            .into_paginator()
-            .send();
-        let mut objects = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| store_error("ListObjectsV2", self.url(&list_prefix), e))?;
-            for o in page.contents() {
-                objects.push(RemoteObject {
+        let page = |q: Query| async move {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&q.prefix)
+                .set_delimiter(q.delimiter.then(|| listing::DELIMITER.to_string()))
+                .set_start_after(q.start_after)
+                .set_continuation_token(q.token)
+                .send()
+                .await
+                .map_err(|e| store_error("ListObjectsV2", self.url(&q.prefix), e))?;
+            let objects = page
+                .contents()
+                .iter()
+                .map(|o| RemoteObject {
                     key: Key::new(o.key().unwrap_or_default()),
                     size: o.size().unwrap_or_default().max(0) as u64,
                     etag: ETag::new(o.e_tag().unwrap_or_default()),
                     // Unknown reads as the latest: then no manifest entry
                     // vouches for the object's headers.
                     last_modified: o.last_modified().map_or(i64::MAX, DateTime::secs),
-                });
-            }
-        }
-        Ok(objects)
+                })
+                .collect();
+            let prefixes = page
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(String::from))
+                .collect();
+            // A truncated page without a token cannot be continued: S3
+            // always sends one, and the SDK's paginator stops there too.
+            let next = page
+                .is_truncated()
+                .unwrap_or(false)
+                .then(|| page.next_continuation_token().map(String::from))
+                .flatten();
+            Ok(Page {
+                objects,
+                prefixes,
+                next,
+            })
+        };
+        listing::list(&prefix.list_prefix(), |o| o.key.as_str(), page).await
     }
 
     async fn first_part_size(&self, key: &Key) -> Result<Option<u64>, StoreError> {
