@@ -49,6 +49,7 @@ bench: $(VENV)/.installed image
 	@command -v /usr/bin/time >/dev/null || (apt-get update -qq && apt-get install -y -qq time >/dev/null)
 	$(PY) scripts/bench.py --bin "$(BIN)" $(BENCH_ARGS)
 	$(PY) scripts/bench.py --bin "$(BIN)" --latency-ms 100 $(BENCH_ARGS)
+	$(PY) scripts/bench_list.py --bin "$(BIN)" --keys 100000 --latency-ms 100
 	$(PY) scripts/coldstart.py --bin "$(BIN)" --image "$(IMAGE)"
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
