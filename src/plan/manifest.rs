@@ -204,7 +204,7 @@ impl Manifest {
         &self.salt
     }
 
-    fn insert(&mut self, key: &str, entry: Entry) {
+    pub(crate) fn insert(&mut self, key: &str, entry: Entry) {
         self.objects.insert(self.salt.key(key), entry);
     }
 
