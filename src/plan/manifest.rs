@@ -23,6 +23,7 @@
 //! It also holds the DELETE_GRACE marks of the keys kept with no local
 //! file ([`Mark`]), indexed by the same digests.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -80,18 +81,20 @@ impl Salt {
         Salt(bytes.to_vec())
     }
 
-    /// The hex digest of `text` in `domain`: HMAC-SHA256 under the salt,
+    /// The digest of `text` in `domain`: HMAC-SHA256 under the salt,
     /// truncated to [`DIGEST_BYTES`]. The domain keeps a key's digest from
     /// ever equalling a destination's.
-    fn digest(&self, domain: &str, text: &str) -> String {
+    fn digest(&self, domain: &str, text: &str) -> Digest {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key size");
         mac.update(domain.as_bytes());
         mac.update(b":");
         mac.update(text.as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..DIGEST_BYTES])
+        let mut digest = [0u8; DIGEST_BYTES];
+        digest.copy_from_slice(&mac.finalize().into_bytes()[..DIGEST_BYTES]);
+        Digest(digest)
     }
 
-    fn key(&self, key: &str) -> String {
+    fn key(&self, key: &str) -> Digest {
         self.digest("key", key)
     }
 }
@@ -100,24 +103,62 @@ impl Salt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     salt: Salt,
-    /// Digest of the destination (`s3://bucket/prefix/`) it describes.
+    /// Digest of the destination (`s3://bucket/prefix/`) it describes, in hex.
     destination: String,
     /// Entries by key digest.
-    objects: BTreeMap<String, Entry>,
+    objects: BTreeMap<Digest, Entry>,
     /// DELETE_GRACE marks by key digest.
-    pending: BTreeMap<String, Mark>,
+    pending: BTreeMap<Digest, Mark>,
+}
+
+/// A key's digest ([`Salt::digest`]): held as its bytes, written as hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Digest([u8; DIGEST_BYTES]);
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut hex = [0u8; 2 * DIGEST_BYTES];
+        hex::encode_to_slice(self.0, &mut hex).expect("twice the bytes");
+        serializer.serialize_str(std::str::from_utf8(&hex).expect("hex is ASCII"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Digest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{} hex digits", 2 * DIGEST_BYTES)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Digest, E> {
+                let mut digest = [0u8; DIGEST_BYTES];
+                hex::decode_to_slice(text, &mut digest)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(text), &self))?;
+                Ok(Digest(digest))
+            }
+        }
+        deserializer.deserialize_str(Hex)
+    }
 }
 
 /// The JSON form of [`Manifest`]. `pending` came with DELETE_GRACE, in the
-/// same version: a manifest without it has no marks.
+/// same version: a manifest without it has no marks. Borrowed when written:
+/// a copy of the entries would double the manifest's memory.
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct Stored<'a> {
     version: u32,
     salt: String,
     destination: String,
-    objects: BTreeMap<String, Entry>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pending: BTreeMap<String, Mark>,
+    objects: Cow<'a, BTreeMap<Digest, Entry>>,
+    #[serde(default, skip_serializing_if = "no_marks")]
+    pending: Cow<'a, BTreeMap<Digest, Mark>>,
+}
+
+// serde hands the field as it is declared.
+#[allow(clippy::ptr_arg)]
+fn no_marks(pending: &Cow<'_, BTreeMap<Digest, Mark>>) -> bool {
+    pending.is_empty()
 }
 
 /// What 0.1.0 wrote: entries by key, in clear.
@@ -145,7 +186,7 @@ impl Manifest {
     /// An empty manifest for `destination` (`s3://bucket/prefix/`).
     pub fn new(salt: Salt, destination: &str) -> Self {
         Manifest {
-            destination: salt.digest("destination", destination),
+            destination: hex::encode(salt.digest("destination", destination).0),
             salt,
             objects: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -171,14 +212,14 @@ impl Manifest {
                     Ok(salt) if salt.len() == SALT_BYTES => Salt(salt),
                     _ => return Read::Unreadable,
                 };
-                if salt.digest("destination", destination) != stored.destination {
+                if hex::encode(salt.digest("destination", destination).0) != stored.destination {
                     return Read::OtherDestination;
                 }
                 Read::Current(Manifest {
                     salt,
                     destination: stored.destination,
-                    objects: stored.objects,
-                    pending: stored.pending,
+                    objects: stored.objects.into_owned(),
+                    pending: stored.pending.into_owned(),
                 })
             }
             _ => Read::Unreadable,
@@ -190,8 +231,8 @@ impl Manifest {
             version: VERSION,
             salt: hex::encode(&self.salt.0),
             destination: self.destination.clone(),
-            objects: self.objects.clone(),
-            pending: self.pending.clone(),
+            objects: Cow::Borrowed(&self.objects),
+            pending: Cow::Borrowed(&self.pending),
         };
         serde_json::to_vec(&stored).expect("a manifest always serialises")
     }
@@ -360,7 +401,7 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             etag: etag.clone(),
             md5: md5.clone(),
             part_size,
-            headers: headers.clone(),
+            headers: *headers,
         };
 
     let mut manifest = Manifest::new(salt, destination);
@@ -480,6 +521,33 @@ mod tests {
         let mut other = Manifest::new(salt(8), DEST);
         other.insert("site/press/embargoed-launch.html", entry("e1"));
         assert_ne!(m.objects.keys().next(), other.objects.keys().next());
+    }
+
+    /// Text as 0.2.0 wrote it (digests and ETags in hex, headers digest in
+    /// 16 hex digits) reads the same and is written back byte for byte.
+    #[test]
+    fn a_manifest_in_the_written_form_reads_and_writes_back_unchanged() {
+        let s = salt(3);
+        let mut digests = [s.key("site/a"), s.key("site/b")].map(|d| hex::encode(d.0));
+        digests.sort();
+        let md5 = "0cc175b9c0f1b6a831c399e269772661";
+        let json = format!(
+            concat!(
+                r#"{{"version":2,"salt":"{}","destination":"{}","objects":{{"#,
+                r#""{}":{{"etag":"{md5}","md5":"{md5}","part_size":null,"headers":"00112233445566ff"}},"#,
+                r#""{}":{{"etag":"kms-opaque","md5":"{md5}-2","part_size":8388608,"headers":"0123456789abcdef"}}}}}}"#
+            ),
+            hex::encode([3u8; SALT_BYTES]),
+            hex::encode(s.digest("destination", DEST).0),
+            digests[0],
+            digests[1],
+            md5 = md5,
+        );
+        let Read::Current(m) = Manifest::read(json.as_bytes(), DEST) else {
+            panic!("not read: {json}")
+        };
+        assert_eq!(m.len(), 2);
+        assert_eq!(String::from_utf8(m.to_json()).unwrap(), json);
     }
 
     #[test]

@@ -822,12 +822,12 @@ mod tests {
             headers: headers_vouched,
         };
         let trusted = HashMap::from([
-            (Key::new("same.css"), entry(wanted.clone(), true)),
+            (Key::new("same.css"), entry(wanted, true)),
             (
                 Key::new("fix.css"),
                 entry(HeadersDigest::of_text("old"), true),
             ),
-            (Key::new("edited.css"), entry(wanted.clone(), true)),
+            (Key::new("edited.css"), entry(wanted, true)),
             // Stamped after the manifest: its content is known (KMS ETag,
             // no re-upload), its recorded headers may no longer be true.
             (Key::new("touched.css"), entry(wanted, false)),

@@ -2,7 +2,8 @@
 //! asserted (speed and memory belong to benchmarks): scope, the hashes and
 //! HeadObjects the plan needs, the plan, the next manifest and its JSON
 //! round trip, on synthetic files and a synthetic listing (no disk, no
-//! store), holding what `run::deploy` holds at once. Each test prints the
+//! store), holding what `run::deploy` holds at once and dropping what it
+//! drops before the manifest is written. Each test prints the
 //! peak RSS above the process's RSS at its start, per file, and the CPU
 //! seconds of the process. Run one test per process, so that one's peak
 //! is not the other's (`make bench` does):
@@ -133,7 +134,7 @@ fn previous(remote: &[RemoteObject], prefix: &Prefix) -> Previous {
             etag: r.etag.clone(),
             md5: r.etag.clone(),
             part_size: None,
-            headers: digests[ext].clone(),
+            headers: digests[ext],
         };
         written.insert(&r.key, entry);
     }
@@ -256,6 +257,8 @@ fn deploy(name: &str, changed_every: Option<usize>) {
         changed_every.is_some(),
         "a no-change redeploy leaves the manifest as it is"
     );
+    // What `run::deploy` returns to be saved: the rest is dropped.
+    drop((local, remote, previous, trusted, marks, hashes));
     let json = next.manifest.to_json();
     let Read::Current(read) = Manifest::read(&json, DESTINATION) else {
         panic!("the next manifest does not read back");
