@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -110,6 +110,15 @@ impl Prefix {
             Key::new(relative)
         } else {
             Key::new(format!("{}/{relative}", self.0))
+        }
+    }
+
+    /// Bytes of [`Prefix::join`]'s key, without making it.
+    pub fn join_len(&self, relative: &str) -> usize {
+        if self.is_root() {
+            relative.len()
+        } else {
+            self.0.len() + 1 + relative.len()
         }
     }
 
@@ -450,19 +459,60 @@ pub struct ManifestEntry {
     pub headers: HeadersDigest,
 }
 
-/// A file of the folder, as the object it should become.
+/// A file of the folder, as the object it should become. Its relative
+/// path is the end of its key, and its bytes are at LOCAL_PATH joined with
+/// that path unless stored elsewhere: a million files hold one copy of
+/// each name, 80 bytes and the key's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     /// The full object key: prefix, `/`, the NFC-normalised relative path.
     pub key: Key,
-    /// The path relative to LOCAL_PATH with `/` separators, as filters see it.
-    pub relative: String,
-    /// The bytes to upload: the file itself, or a compressed copy of it.
-    pub path: PathBuf,
-    /// Bytes of `path`.
+    /// Where in `key` the relative path starts.
+    relative_at: u32,
+    /// LOCAL_PATH, shared by every file of a scan.
+    root: Arc<Path>,
+    /// The bytes to upload when not at `root/relative`: a name on disk
+    /// that is not NFC, a compressed copy, a precompressed sibling.
+    elsewhere: Option<Box<Path>>,
+    /// Bytes of [`LocalFile::path`].
     pub size: u64,
-    /// The Content-Encoding of `path`'s bytes when they are compressed.
+    /// The Content-Encoding of the bytes when they are compressed.
     pub encoding: Option<&'static str>,
+}
+
+impl LocalFile {
+    /// The file at `root/relative` (`relative`: `/` separators, NFC), whose
+    /// key is `prefix`'s join with `relative`.
+    pub fn new(root: Arc<Path>, prefix: &Prefix, relative: &str, size: u64) -> Self {
+        let key = prefix.join(relative);
+        let relative_at = u32::try_from(key.len() - relative.len()).expect("keys are short");
+        LocalFile {
+            key,
+            relative_at,
+            root,
+            elsewhere: None,
+            size,
+            encoding: None,
+        }
+    }
+
+    /// The path relative to LOCAL_PATH with `/` separators, as filters see it.
+    pub fn relative(&self) -> &str {
+        &self.key[self.relative_at as usize..]
+    }
+
+    /// The bytes to upload: the file itself, or what [`LocalFile::set_path`] named.
+    pub fn path(&self) -> PathBuf {
+        match &self.elsewhere {
+            Some(path) => path.to_path_buf(),
+            None => self.root.join(self.relative()),
+        }
+    }
+
+    /// Where the bytes to upload are, when not at LOCAL_PATH/relative.
+    pub fn set_path(&mut self, path: PathBuf) {
+        self.elsewhere = (path != self.root.join(self.relative())).then(|| path.into());
+    }
 }
 
 /// S3's limit on a key: 1,024 bytes of UTF-8 (S3 User Guide, "Naming
@@ -694,6 +744,7 @@ mod tests {
         let site = Prefix::new("/site/");
         assert_eq!(site.as_str(), "site");
         assert_eq!(site.join("a/b.css").as_str(), "site/a/b.css");
+        assert_eq!(site.join_len("a/b.css"), "site/a/b.css".len());
         assert_eq!(site.strip("site/a"), Some("a"));
         assert_eq!(site.strip("site2/a"), None);
         assert_eq!(site.strip("site"), None);
@@ -701,6 +752,7 @@ mod tests {
         assert_eq!(site.list_prefix(), "site/");
         let root = Prefix::new("");
         assert_eq!(root.join("a").as_str(), "a");
+        assert_eq!(root.join_len("a"), 1);
         assert_eq!(root.strip("a/b"), Some("a/b"));
         assert_eq!(root.list_prefix(), "");
     }

@@ -106,7 +106,7 @@ pub struct Manifest {
     /// Digest of the destination (`s3://bucket/prefix/`) it describes, in hex.
     destination: String,
     /// Entries by key digest.
-    objects: BTreeMap<Digest, Entry>,
+    objects: ByDigest<Entry>,
     /// DELETE_GRACE marks by key digest.
     pending: BTreeMap<Digest, Mark>,
 }
@@ -142,6 +142,67 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
+/// Entries by key digest, sorted by digest: 88 bytes an entry, where a
+/// B-tree filled one insert at a time, as JSON is read, takes about 160.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ByDigest<V>(Vec<(Digest, V)>);
+
+impl<V> Default for ByDigest<V> {
+    fn default() -> Self {
+        ByDigest(Vec::new())
+    }
+}
+
+impl<V> ByDigest<V> {
+    /// From pairs in any order (sorted ones cost one pass); of pairs with
+    /// equal digests, which no manifest this pipe wrote has, one stays.
+    fn new(mut pairs: Vec<(Digest, V)>) -> Self {
+        // Unstable: a stable sort would borrow half the entries' size again.
+        pairs.sort_unstable_by_key(|(digest, _)| *digest);
+        pairs.dedup_by_key(|(digest, _)| *digest);
+        pairs.shrink_to_fit();
+        ByDigest(pairs)
+    }
+
+    fn get(&self, digest: &Digest) -> Option<&V> {
+        let at = self.0.binary_search_by_key(digest, |(d, _)| *d).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<V: Serialize> Serialize for ByDigest<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(d, v)| (d, v)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for ByDigest<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pairs<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Pairs<V> {
+            type Value = ByDigest<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("entries by key digest")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(ByDigest::new(pairs))
+            }
+        }
+        deserializer.deserialize_map(Pairs(std::marker::PhantomData))
+    }
+}
+
 /// The JSON form of [`Manifest`]. `pending` came with DELETE_GRACE, in the
 /// same version: a manifest without it has no marks. Borrowed when written:
 /// a copy of the entries would double the manifest's memory.
@@ -150,7 +211,7 @@ struct Stored<'a> {
     version: u32,
     salt: String,
     destination: String,
-    objects: Cow<'a, BTreeMap<Digest, Entry>>,
+    objects: Cow<'a, ByDigest<Entry>>,
     #[serde(default, skip_serializing_if = "no_marks")]
     pending: Cow<'a, BTreeMap<Digest, Mark>>,
 }
@@ -188,7 +249,7 @@ impl Manifest {
         Manifest {
             destination: hex::encode(salt.digest("destination", destination).0),
             salt,
-            objects: BTreeMap::new(),
+            objects: ByDigest::default(),
             pending: BTreeMap::new(),
         }
     }
@@ -245,8 +306,26 @@ impl Manifest {
         &self.salt
     }
 
-    pub(crate) fn insert(&mut self, key: &str, entry: Entry) {
-        self.objects.insert(self.salt.key(key), entry);
+    /// An entry for every key of `entries`, given in any order.
+    pub(crate) fn with_entries<'k>(
+        salt: Salt,
+        destination: &str,
+        entries: impl IntoIterator<Item = (&'k str, Entry)>,
+    ) -> Self {
+        let mut manifest = Manifest::new(salt, destination);
+        let entries = entries
+            .into_iter()
+            .map(|(key, e)| (manifest.salt.key(key), e));
+        manifest.objects = ByDigest::new(entries.collect());
+        manifest
+    }
+
+    #[cfg(test)]
+    fn insert(&mut self, key: &str, entry: Entry) {
+        let mut entries = std::mem::take(&mut self.objects).0;
+        entries.retain(|(d, _)| *d != self.salt.key(key));
+        entries.push((self.salt.key(key), entry));
+        self.objects = ByDigest::new(entries);
     }
 
     fn mark(&mut self, key: &str, mark: Mark) {
@@ -273,10 +352,8 @@ impl Previous {
         destination: &str,
         last_modified: i64,
     ) -> Self {
-        let mut manifest = Manifest::new(salt, destination);
-        for (key, entry) in entries {
-            manifest.insert(&key, entry);
-        }
+        let entries = entries.iter().map(|(key, e)| (key.as_str(), e.clone()));
+        let manifest = Manifest::with_entries(salt, destination, entries);
         Previous {
             manifest,
             last_modified,
@@ -376,18 +453,25 @@ pub struct Next {
 /// deploy's scope that is not pending (deleted, back in the folder, or kept
 /// without DELETE_FLAG) has none.
 pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> Next {
-    let listed: HashMap<&str, &ETag> = evidence
-        .remote
-        .iter()
-        .map(|r| (r.key.as_str(), &r.etag))
-        .collect();
+    // Built only when an entry or a mark needs it: not on a redeploy whose
+    // skips the manifest vouches for, where it would cost a map of every key.
+    let listed = std::cell::LazyCell::new(|| {
+        evidence
+            .remote
+            .iter()
+            .map(|r| (r.key.as_str(), &r.etag))
+            .collect::<HashMap<&str, &ETag>>()
+    });
     let written = plan.uploads.iter().chain(&plan.copies);
-    let covered: HashSet<&str> = written
+    // Sorted and searched: a third of a hash set's memory at every key.
+    let mut covered: Vec<&str> = written
         .clone()
         .map(|u| u.upload.key.as_str())
         .chain(plan.skips.iter().map(|(key, _)| key.as_str()))
         .chain(plan.deletes.iter().map(|d| d.key.as_str()))
         .collect();
+    covered.sort_unstable();
+    let is_covered = |key: &str| covered.binary_search(&key).is_ok();
     // What the content is: as hashed now, or as a trusted entry recorded it.
     let content = |key: &Key| {
         let hashed = evidence.hashes.get(key).map(|h| (&h.etag, h.part_size));
@@ -404,16 +488,20 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             headers: *headers,
         };
 
-    let mut manifest = Manifest::new(salt, destination);
+    // Gathered, then sorted once: inserting one by one into the sorted
+    // entries would move them all at every key.
+    let written_count = plan.uploads.len() + plan.copies.len();
+    let mut entries: Vec<(&str, Entry)> =
+        Vec::with_capacity(evidence.trusted.len() + written_count);
     let mut renewed = 0;
     for (key, t) in evidence.trusted {
-        if t.headers && !covered.contains(key.as_str()) {
-            manifest.insert(key, t.entry.clone());
+        if t.headers && !is_covered(key) {
+            entries.push((key, t.entry.clone()));
         }
     }
     for (key, _) in &plan.skips {
         if let Some(t) = evidence.trusted.get(key).filter(|t| t.headers) {
-            manifest.insert(key, t.entry.clone());
+            entries.push((key, t.entry.clone()));
             continue;
         }
         let found = (|| {
@@ -421,17 +509,18 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             Some(entry(listed.get(key.as_str())?, content(key)?, headers))
         })();
         if let Some(e) = found {
-            manifest.insert(key, e);
+            entries.push((key, e));
             renewed += 1;
         }
     }
     for u in written {
         let key = &u.upload.key;
         if let (Some(etag), Some(content)) = (evidence.written.get(key), content(key)) {
-            manifest.insert(key, entry(etag, content, &u.upload.headers().digest()));
+            entries.push((key, entry(etag, content, &u.upload.headers().digest())));
             renewed += 1;
         }
     }
+    let mut manifest = Manifest::with_entries(salt, destination, entries);
     for (key, mark) in evidence.marks {
         if !listed.contains_key(key.as_str()) {
             manifest.mark(key, *mark);
@@ -520,7 +609,7 @@ mod tests {
         // Another salt, other digests: nothing to look up across sites.
         let mut other = Manifest::new(salt(8), DEST);
         other.insert("site/press/embargoed-launch.html", entry("e1"));
-        assert_ne!(m.objects.keys().next(), other.objects.keys().next());
+        assert_ne!(m.objects.0[0].0, other.objects.0[0].0);
     }
 
     /// Text as 0.2.0 wrote it (digests and ETags in hex, headers digest in

@@ -41,12 +41,12 @@ pub async fn local_etags<S: ObjectStore>(
                     None => return Ok(None),
                 },
             };
-            let path = file.path.clone();
+            let path = file.path();
             let hashed = tokio::task::spawn_blocking(move || etag::of_file(&path, parts))
                 .await
                 .expect("hashing does not panic");
             let etag = hashed.map_err(|source| CompareError::Read {
-                path: file.path.clone(),
+                path: file.path(),
                 source,
             })?;
             Ok(Some((

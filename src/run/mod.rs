@@ -386,7 +386,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
         let mut local = scanned.files;
         for reserved in decide::take_state_objects(&mut local, |f| &f.key) {
             sink.event(&Event::ReservedName {
-                relative: &reserved.relative,
+                relative: reserved.relative(),
             });
         }
         if target.precompressed {

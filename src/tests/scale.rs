@@ -77,17 +77,9 @@ fn relative(i: usize) -> String {
 
 /// The site as the scan would find it.
 fn local_files(prefix: &Prefix) -> Vec<LocalFile> {
+    let root: std::sync::Arc<std::path::Path> = std::path::Path::new("/build/site").into();
     let mut files: Vec<LocalFile> = (0..FILES)
-        .map(|i| {
-            let relative = relative(i);
-            LocalFile {
-                key: prefix.join(&relative),
-                path: std::path::Path::new("/build/site").join(&relative),
-                relative,
-                size: 100 + (i as u64 % 5000),
-                encoding: None,
-            }
-        })
+        .map(|i| LocalFile::new(root.clone(), prefix, &relative(i), 100 + (i as u64 % 5000)))
         .collect();
     files.sort_by(|a, b| a.key.cmp(&b.key));
     files
@@ -100,7 +92,7 @@ fn listing(local: &[LocalFile]) -> Vec<RemoteObject> {
         .map(|f| RemoteObject {
             key: f.key.clone(),
             size: f.size,
-            etag: ETag::new(&md5_of(index_of(&f.relative), 0)),
+            etag: ETag::new(&md5_of(index_of(f.relative()), 0)),
             last_modified: WRITTEN,
         })
         .collect()
@@ -127,8 +119,7 @@ fn header_digests() -> HashMap<&'static str, HeadersDigest> {
 /// The manifest the last deploy wrote, as a deploy reads it back.
 fn previous(remote: &[RemoteObject], prefix: &Prefix) -> Previous {
     let digests = header_digests();
-    let mut written = Manifest::new(Salt::new([7; SALT_BYTES]), DESTINATION);
-    for r in remote {
+    let entries = remote.iter().map(|r| {
         let ext = r.key.rsplit('.').next().unwrap();
         let entry = ManifestEntry {
             etag: r.etag.clone(),
@@ -136,8 +127,9 @@ fn previous(remote: &[RemoteObject], prefix: &Prefix) -> Previous {
             part_size: None,
             headers: digests[ext],
         };
-        written.insert(&r.key, entry);
-    }
+        (r.key.as_str(), entry)
+    });
+    let written = Manifest::with_entries(Salt::new([7; SALT_BYTES]), DESTINATION, entries);
     assert!(prefix.contains(&remote[0].key));
     let json = written.to_json();
     drop(written);
@@ -156,14 +148,23 @@ fn previous(remote: &[RemoteObject], prefix: &Prefix) -> Previous {
 fn deploy(name: &str, changed_every: Option<usize>) {
     let rss_before = status_bytes("VmRSS:");
     let cpu_before = cpu_seconds();
+    // Peak RSS after each stage, to tell where the peak is.
+    let mut stages = Vec::new();
+    let mut stage = |name: &'static str| {
+        let peak = status_bytes("VmHWM:").saturating_sub(rss_before);
+        stages.push(format!("{name} {}", peak / FILES as u64));
+    };
     let changed = |i: usize| changed_every.is_some_and(|n| i % n == 0);
     let prefix = Prefix::new("site");
 
     let local = local_files(&prefix);
     let remote = listing(&local);
+    stage("listed");
     let previous = previous(&remote, &prefix);
+    stage("manifest read");
     let trusted = previous.trusted(&remote);
     let marks = previous.marks(&remote);
+    stage("trusted");
     assert_eq!(trusted.len(), FILES);
     let scoped = plan::scope(
         local,
@@ -179,7 +180,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     assert_eq!(needs.len(), FILES, "every same-size file is hashed");
     // What hashing the files would find.
     let hash = |f: &LocalFile| {
-        let i = index_of(&f.relative);
+        let i = index_of(f.relative());
         Hashed {
             etag: ETag::new(&md5_of(i, u64::from(changed(i)))),
             part_size: None,
@@ -190,6 +191,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
         .map(|(f, _)| (f.key.clone(), hash(f)))
         .collect();
     drop(needs);
+    stage("hashed");
     let no_heads = HashMap::new();
     let settings = ObjectSettings::default();
     let rules = Rules::default();
@@ -212,6 +214,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
         "the manifest vouches for every object's headers"
     );
     let plan = plan::plan(&input);
+    stage("planned");
     let expected = changed_every.map_or(0, |n| FILES.div_ceil(n));
     assert_eq!(plan.uploads.len(), expected);
     assert!(
@@ -252,6 +255,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
         },
     );
     assert_eq!(next.manifest.len(), FILES);
+    stage("next manifest");
     assert_eq!(
         manifest::needs_write(Some(&previous), &next),
         changed_every.is_some(),
@@ -260,6 +264,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     // What `run::deploy` returns to be saved: the rest is dropped.
     drop((local, remote, previous, trusted, marks, hashes));
     let json = next.manifest.to_json();
+    stage("JSON");
     let Read::Current(read) = Manifest::read(&json, DESTINATION) else {
         panic!("the next manifest does not read back");
     };
@@ -268,11 +273,12 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     let cpu = cpu_seconds() - cpu_before;
     let peak = status_bytes("VmHWM:").saturating_sub(rss_before);
     println!(
-        "scale {name}: {FILES} files, {} uploads, peak RSS {:.1} MB above the start ({} bytes per file), {cpu:.2} s CPU, manifest {:.1} MB of JSON",
+        "scale {name}: {FILES} files, {} uploads, peak RSS {:.1} MB above the start ({} bytes per file), {cpu:.2} s CPU, manifest {:.1} MB of JSON; peak bytes per file after each stage: {}",
         plan.uploads.len(),
         peak as f64 / 1e6,
         peak / FILES as u64,
         json.len() as f64 / 1e6,
+        stages.join(", "),
     );
 }
 
