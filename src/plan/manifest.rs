@@ -107,6 +107,9 @@ pub struct Manifest {
     destination: String,
     /// Entries by key digest.
     objects: ByDigest<Entry>,
+    /// How many entries it had when read or made, kept when
+    /// [`Previous::take_trusted`] lets them go.
+    count: usize,
     /// DELETE_GRACE marks by key digest.
     pending: BTreeMap<Digest, Mark>,
 }
@@ -250,6 +253,7 @@ impl Manifest {
             destination: hex::encode(salt.digest("destination", destination).0),
             salt,
             objects: ByDigest::default(),
+            count: 0,
             pending: BTreeMap::new(),
         }
     }
@@ -279,6 +283,7 @@ impl Manifest {
                 Read::Current(Manifest {
                     salt,
                     destination: stored.destination,
+                    count: stored.objects.len(),
                     objects: stored.objects.into_owned(),
                     pending: stored.pending.into_owned(),
                 })
@@ -317,6 +322,7 @@ impl Manifest {
             .into_iter()
             .map(|(key, e)| (manifest.salt.key(key), e));
         manifest.objects = ByDigest::new(entries.collect());
+        manifest.count = manifest.objects.len();
         manifest
     }
 
@@ -326,6 +332,7 @@ impl Manifest {
         entries.retain(|(d, _)| *d != self.salt.key(key));
         entries.push((self.salt.key(key), entry));
         self.objects = ByDigest::new(entries);
+        self.count = self.objects.len();
     }
 
     fn mark(&mut self, key: &str, mark: Mark) {
@@ -386,6 +393,15 @@ impl Previous {
                 })
             })
             .collect()
+    }
+
+    /// [`Previous::trusted`], letting go of the entries: a deploy reads
+    /// them once, and they are 88 bytes a key. [`needs_write`] still knows
+    /// how many there were.
+    pub fn take_trusted(&mut self, remote: &[RemoteObject]) -> HashMap<Key, Trusted> {
+        let trusted = self.trusted(remote);
+        self.manifest.objects = ByDigest::default();
+        trusted
     }
 
     /// The DELETE_GRACE marks of the listed keys, as read now
@@ -540,7 +556,10 @@ pub fn needs_write(previous: Option<&Previous>, next: &Next) -> bool {
     previous.is_none_or(|p| {
         p.clear_text
             || next.renewed > 0
-            || p.manifest.objects != next.manifest.objects
+            // Nothing renewed: every entry of the next manifest is one of
+            // the previous, carried over as it was (`next`), so they differ
+            // only when some were not carried over.
+            || p.manifest.count != next.manifest.len()
             || p.manifest.pending != next.manifest.pending
     })
 }
@@ -815,6 +834,45 @@ mod tests {
             marks: &HashMap::new(),
         };
         next(p.manifest.salt().clone(), DEST, &plan, &evidence)
+    }
+
+    #[test]
+    fn taken_entries_are_let_go_and_still_tell_whether_to_write() {
+        let mut p = previous(&[("a", entry("e1")), ("b", entry("e2"))]);
+        let remote = [
+            listed("a", "e1", WRITTEN - 1),
+            listed("b", "e2", WRITTEN - 1),
+        ];
+        let trusted = p.take_trusted(&remote);
+        assert_eq!(trusted.len(), 2);
+        assert!(p.trusted(&remote).is_empty(), "the entries are let go");
+        let after = |skipped: &[RemoteObject], deleted: &[RemoteObject]| {
+            let plan = Plan {
+                skips: skipped
+                    .iter()
+                    .map(|r| (r.key.clone(), Reason::Unchanged))
+                    .collect(),
+                deletes: deleted
+                    .iter()
+                    .map(|r| PlannedDelete {
+                        key: r.key.clone(),
+                        size: 1,
+                    })
+                    .collect(),
+                ..Plan::default()
+            };
+            let evidence = Evidence {
+                trusted: &trusted,
+                remote: &remote,
+                hashes: &HashMap::new(),
+                remote_headers: &HashMap::new(),
+                written: &HashMap::new(),
+                marks: &HashMap::new(),
+            };
+            next(p.manifest.salt().clone(), DEST, &plan, &evidence)
+        };
+        assert!(!needs_write(Some(&p), &after(&remote, &[])));
+        assert!(needs_write(Some(&p), &after(&remote[..1], &remote[1..])));
     }
 
     #[test]

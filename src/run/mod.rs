@@ -367,7 +367,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
         for former in state.iter().filter(|s| !is_current(target, &s.key)) {
             sink.event(&Event::FormerManifest { key: &former.key });
         }
-        let previous = match &target.manifest {
+        let mut previous = match &target.manifest {
             Some(at) => {
                 let prefix = &target.prefix;
                 manifest::load(store, at, prefix, &state, destination, sink).await?
@@ -375,8 +375,8 @@ async fn prepare<S: ObjectStore, E: Sink>(
             None => None,
         };
         let trusted = previous
-            .as_ref()
-            .map(|p| p.trusted(&remote))
+            .as_mut()
+            .map(|p| p.take_trusted(&remote))
             .unwrap_or_default();
         let marks = previous
             .as_ref()

@@ -160,9 +160,9 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     let local = local_files(&prefix);
     let remote = listing(&local);
     stage("listed");
-    let previous = previous(&remote, &prefix);
+    let mut previous = previous(&remote, &prefix);
     stage("manifest read");
-    let trusted = previous.trusted(&remote);
+    let trusted = previous.take_trusted(&remote);
     let marks = previous.marks(&remote);
     stage("trusted");
     assert_eq!(trusted.len(), FILES);
