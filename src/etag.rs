@@ -47,7 +47,7 @@ pub enum HashNeed {
 pub struct Hashed {
     pub etag: ETag,
     /// The part size of a multipart ETag; `None` for a plain MD5.
-    pub part_size: Option<u64>,
+    pub part_size: Option<std::num::NonZeroU64>,
 }
 
 /// The hash that compares a local file of `size` bytes with `remote`;

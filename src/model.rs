@@ -454,7 +454,9 @@ pub struct ManifestEntry {
     /// The content hash as the pipe computed it: the MD5, or with
     /// `part_size` the MD5 of the parts' MD5s and `-<parts>`.
     pub md5: ETag,
-    pub part_size: Option<u64>,
+    /// Bytes of each part but the last (never 0: 8 bytes, not 16, in every
+    /// copy of the entry).
+    pub part_size: Option<std::num::NonZeroU64>,
     /// Digest of the headers the pipe set.
     pub headers: HeadersDigest,
 }

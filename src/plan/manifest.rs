@@ -25,6 +25,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroU64;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -496,13 +497,14 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             Some((&t.entry.md5, t.entry.part_size))
         })
     };
-    let entry =
-        |etag: &ETag, (md5, part_size): (&ETag, Option<u64>), headers: &HeadersDigest| Entry {
-            etag: etag.clone(),
-            md5: md5.clone(),
-            part_size,
-            headers: *headers,
-        };
+    let entry = |etag: &ETag,
+                 (md5, part_size): (&ETag, Option<NonZeroU64>),
+                 headers: &HeadersDigest| Entry {
+        etag: etag.clone(),
+        md5: md5.clone(),
+        part_size,
+        headers: *headers,
+    };
 
     // Gathered, then sorted once: inserting one by one into the sorted
     // entries would move them all at every key.

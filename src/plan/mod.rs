@@ -118,7 +118,10 @@ pub fn hashes_needed<'a>(
                 .get(file.key.as_str())
                 .filter(|r| r.size == file.size)?;
             if let Some(t) = trusted.get(&file.key) {
-                let need = t.entry.part_size.map_or(HashNeed::Md5, HashNeed::Parts);
+                let need = t
+                    .entry
+                    .part_size
+                    .map_or(HashNeed::Md5, |size| HashNeed::Parts(size.get()));
                 return Some((file, need));
             }
             Some((file, etag::need(file.size, &obj.etag)?))

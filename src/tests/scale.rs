@@ -90,7 +90,8 @@ fn listing(local: &[LocalFile]) -> Vec<RemoteObject> {
     local
         .iter()
         .map(|f| RemoteObject {
-            key: f.key.clone(),
+            // Its own copy, as parsed from the listing's XML.
+            key: Key::new(f.key.as_str()),
             size: f.size,
             etag: ETag::new(&md5_of(index_of(f.relative()), 0)),
             last_modified: WRITTEN,
