@@ -149,11 +149,12 @@ fn previous(remote: &[RemoteObject], prefix: &Prefix) -> Previous {
 fn deploy(name: &str, changed_every: Option<usize>) {
     let rss_before = status_bytes("VmRSS:");
     let cpu_before = cpu_seconds();
-    // Peak RSS after each stage, to tell where the peak is.
+    // Peak RSS and CPU seconds after each stage, to tell where they go.
     let mut stages = Vec::new();
     let mut stage = |name: &'static str| {
         let peak = status_bytes("VmHWM:").saturating_sub(rss_before);
-        stages.push(format!("{name} {}", peak / FILES as u64));
+        let cpu = cpu_seconds() - cpu_before;
+        stages.push(format!("{name} {} B {cpu:.1} s", peak / FILES as u64));
     };
     let changed = |i: usize| changed_every.is_some_and(|n| i % n == 0);
     let prefix = Prefix::new("site");
@@ -274,7 +275,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     let cpu = cpu_seconds() - cpu_before;
     let peak = status_bytes("VmHWM:").saturating_sub(rss_before);
     println!(
-        "scale {name}: {FILES} files, {} uploads, peak RSS {:.1} MB above the start ({} bytes per file), {cpu:.2} s CPU, manifest {:.1} MB of JSON; peak bytes per file after each stage: {}",
+        "scale {name}: {FILES} files, {} uploads, peak RSS {:.1} MB above the start ({} bytes per file), {cpu:.2} s CPU, manifest {:.1} MB of JSON; peak bytes per file and CPU after each stage: {}",
         plan.uploads.len(),
         peak as f64 / 1e6,
         peak / FILES as u64,
