@@ -47,7 +47,7 @@ pub enum HashNeed {
 pub struct Hashed {
     pub etag: ETag,
     /// The part size of a multipart ETag; `None` for a plain MD5.
-    pub part_size: Option<u64>,
+    pub part_size: Option<std::num::NonZeroU64>,
 }
 
 impl Hashed {
@@ -55,7 +55,7 @@ impl Hashed {
     pub fn answers(&self, need: HashNeed) -> bool {
         match need {
             HashNeed::Md5 => self.part_size.is_none(),
-            HashNeed::Parts(size) => self.part_size == Some(size),
+            HashNeed::Parts(size) => self.part_size.map(u64::from) == Some(size),
             HashNeed::PartsOfRemote => false,
         }
     }

@@ -5,19 +5,21 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An S3 object key: the full name of an object in its bucket, prefix
 /// included (`site/css/app.css`). At most 1,024 bytes of UTF-8 (S3's limit).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Key(String);
+/// Clones share one allocation: the scan's key is the one the listing,
+/// the evidence and the plan hold, at 16 bytes a copy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(Arc<str>);
 
 impl Key {
     pub fn new(key: impl Into<String>) -> Self {
-        Key(key.into())
+        Key(Arc::from(key.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -46,8 +48,40 @@ impl fmt::Display for Key {
 
 impl From<&str> for Key {
     fn from(key: &str) -> Self {
-        Key(key.to_string())
+        Key(Arc::from(key))
     }
+}
+
+impl Serialize for Key {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        from_text(deserializer, |key| Key::from(key))
+    }
+}
+
+/// A value read from a JSON string through `make`, without an
+/// intermediate `String` when the text needs no unescaping: a manifest
+/// holds millions of them.
+fn from_text<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    make: impl FnOnce(&str) -> T,
+) -> Result<T, D::Error> {
+    struct Text<F>(F);
+    impl<T, F: FnOnce(&str) -> T> serde::de::Visitor<'_> for Text<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            Ok((self.0)(text))
+        }
+    }
+    deserializer.deserialize_str(Text(make))
 }
 
 /// The key prefix a deploy owns, without leading or trailing `/`; empty for
@@ -75,7 +109,16 @@ impl Prefix {
         if self.is_root() {
             Key::new(relative)
         } else {
-            Key(format!("{}/{relative}", self.0))
+            Key::new(format!("{}/{relative}", self.0))
+        }
+    }
+
+    /// Bytes of [`Prefix::join`]'s key, without making it.
+    pub fn join_len(&self, relative: &str) -> usize {
+        if self.is_root() {
+            relative.len()
+        } else {
+            self.0.len() + 1 + relative.len()
         }
     }
 
@@ -110,10 +153,21 @@ impl fmt::Display for Prefix {
 }
 
 /// An entity tag as S3 reports it, without its quotes. Compared without
-/// regard to case: hex digits are the same in either.
-#[derive(Debug, Clone, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ETag(String);
+/// regard to case: hex digits are the same in either. A content hash is
+/// held as its 16 bytes (and part count), 24 bytes in all, and written as
+/// S3 writes it, lowercase hex; anything else is kept as given. In JSON
+/// it is that text.
+#[derive(Clone, Eq)]
+pub struct ETag(Tag);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Tag {
+    /// An MD5 (`parts` 0) or the MD5 of `parts` parts' MD5s.
+    Digest { md5: [u8; 16], parts: u32 },
+    /// Not a content hash, or not in the form S3 writes one (a part count
+    /// of 0 or with leading zeros): kept verbatim so it prints as read.
+    Text(Box<str>),
+}
 
 /// What an ETag tells about the object's content (S3's "Checking object
 /// integrity" guide: the ETag is the MD5 only for single-part uploads
@@ -131,31 +185,78 @@ pub enum ETagKind {
 impl ETag {
     /// From a header value or listing field, quoted or not.
     pub fn new(etag: &str) -> Self {
-        ETag(etag.trim().trim_matches('"').to_string())
+        let text = etag.trim().trim_matches('"');
+        let md5 = |hex: &str| {
+            let mut md5 = [0u8; 16];
+            hex::decode_to_slice(hex, &mut md5).ok().map(|()| md5)
+        };
+        let digest = match text.split_once('-') {
+            None => md5(text).map(|md5| (md5, 0)),
+            Some((hex, parts)) => {
+                let count = parts.parse::<u32>().ok().filter(|&n| n > 0);
+                // Only the canonical count, so that the text reads back.
+                let count = count.filter(|n| n.to_string() == parts);
+                md5(hex).zip(count)
+            }
+        };
+        ETag(match digest {
+            Some((md5, parts)) => Tag::Digest { md5, parts },
+            None => Tag::Text(text.into()),
+        })
     }
 
     pub fn kind(&self) -> ETagKind {
-        let is_md5 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
-        match self.0.split_once('-') {
-            None if is_md5(&self.0) => ETagKind::Md5,
-            Some((md5, parts)) if is_md5(md5) => match parts.parse() {
-                Ok(parts) if parts > 0 => ETagKind::Multipart { parts },
-                _ => ETagKind::Opaque,
+        match self.0 {
+            Tag::Digest { parts: 0, .. } => ETagKind::Md5,
+            Tag::Digest { parts, .. } => ETagKind::Multipart {
+                parts: parts.into(),
             },
-            _ => ETagKind::Opaque,
+            Tag::Text(_) => ETagKind::Opaque,
         }
     }
 }
 
 impl PartialEq for ETag {
     fn eq(&self, other: &Self) -> bool {
-        self.0.eq_ignore_ascii_case(&other.0)
+        match (&self.0, &other.0) {
+            (Tag::Text(a), Tag::Text(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        }
     }
 }
 
 impl fmt::Display for ETag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match &self.0 {
+            Tag::Digest { md5, parts } => {
+                for byte in md5 {
+                    write!(f, "{byte:02x}")?;
+                }
+                if *parts > 0 {
+                    write!(f, "-{parts}")?;
+                }
+                Ok(())
+            }
+            Tag::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Debug for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ETag({:?})", self.to_string())
+    }
+}
+
+impl Serialize for ETag {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ETag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        from_text(deserializer, ETag::new)
     }
 }
 
@@ -255,16 +356,50 @@ pub struct Headers {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// A short digest of [`Headers`]: equal headers, equal digests. 16 hex
-/// digits; stored in the deploy manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HeadersDigest(String);
+/// A short digest of [`Headers`]: equal headers, equal digests. 8 bytes,
+/// written as 16 hex digits in the deploy manifest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HeadersDigest([u8; 8]);
 
 impl HeadersDigest {
-    #[cfg(test)]
+    /// A digest standing for `text`: distinct texts, distinct digests. For
+    /// a manifest field that is not 16 hex digits (none this pipe wrote),
+    /// which then matches no headers, and for tests.
     pub fn of_text(text: &str) -> Self {
-        HeadersDigest(text.to_string())
+        use md5::{Digest, Md5};
+        let mut digest = [0u8; 8];
+        digest.copy_from_slice(&Md5::digest(text.as_bytes())[..8]);
+        HeadersDigest(digest)
+    }
+}
+
+impl fmt::Display for HeadersDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for HeadersDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HeadersDigest({self})")
+    }
+}
+
+impl Serialize for HeadersDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HeadersDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        from_text(deserializer, |text| {
+            let mut digest = [0u8; 8];
+            match hex::decode_to_slice(text, &mut digest) {
+                Ok(()) => HeadersDigest(digest),
+                Err(_) => HeadersDigest::of_text(text),
+            }
+        })
     }
 }
 
@@ -305,7 +440,9 @@ impl Headers {
         for (k, v) in &self.metadata {
             hash.update(format!("\n{}={v}", k.to_ascii_lowercase()).as_bytes());
         }
-        HeadersDigest(hex::encode(&hash.finalize()[..8]))
+        let mut digest = [0u8; 8];
+        digest.copy_from_slice(&hash.finalize()[..8]);
+        HeadersDigest(digest)
     }
 }
 
@@ -317,24 +454,67 @@ pub struct ManifestEntry {
     /// The content hash as the pipe computed it: the MD5, or with
     /// `part_size` the MD5 of the parts' MD5s and `-<parts>`.
     pub md5: ETag,
-    pub part_size: Option<u64>,
+    /// Bytes of each part but the last (never 0: 8 bytes, not 16, in every
+    /// copy of the entry).
+    pub part_size: Option<std::num::NonZeroU64>,
     /// Digest of the headers the pipe set.
     pub headers: HeadersDigest,
 }
 
-/// A file of the folder, as the object it should become.
+/// A file of the folder, as the object it should become. Its relative
+/// path is the end of its key, and its bytes are at LOCAL_PATH joined with
+/// that path unless stored elsewhere: a million files hold one copy of
+/// each name, 80 bytes and the key's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     /// The full object key: prefix, `/`, the NFC-normalised relative path.
     pub key: Key,
-    /// The path relative to LOCAL_PATH with `/` separators, as filters see it.
-    pub relative: String,
-    /// The bytes to upload: the file itself, or a compressed copy of it.
-    pub path: PathBuf,
-    /// Bytes of `path`.
+    /// Where in `key` the relative path starts.
+    relative_at: u32,
+    /// LOCAL_PATH, shared by every file of a scan.
+    root: Arc<Path>,
+    /// The bytes to upload when not at `root/relative`: a name on disk
+    /// that is not NFC, a compressed copy, a precompressed sibling.
+    elsewhere: Option<Box<Path>>,
+    /// Bytes of [`LocalFile::path`].
     pub size: u64,
-    /// The Content-Encoding of `path`'s bytes when they are compressed.
+    /// The Content-Encoding of the bytes when they are compressed.
     pub encoding: Option<&'static str>,
+}
+
+impl LocalFile {
+    /// The file at `root/relative` (`relative`: `/` separators, NFC), whose
+    /// key is `prefix`'s join with `relative`.
+    pub fn new(root: Arc<Path>, prefix: &Prefix, relative: &str, size: u64) -> Self {
+        let key = prefix.join(relative);
+        let relative_at = u32::try_from(key.len() - relative.len()).expect("keys are short");
+        LocalFile {
+            key,
+            relative_at,
+            root,
+            elsewhere: None,
+            size,
+            encoding: None,
+        }
+    }
+
+    /// The path relative to LOCAL_PATH with `/` separators, as filters see it.
+    pub fn relative(&self) -> &str {
+        &self.key[self.relative_at as usize..]
+    }
+
+    /// The bytes to upload: the file itself, or what [`LocalFile::set_path`] named.
+    pub fn path(&self) -> PathBuf {
+        match &self.elsewhere {
+            Some(path) => path.to_path_buf(),
+            None => self.root.join(self.relative()),
+        }
+    }
+
+    /// Where the bytes to upload are, when not at LOCAL_PATH/relative.
+    pub fn set_path(&mut self, path: PathBuf) {
+        self.elsewhere = (path != self.root.join(self.relative())).then(|| path.into());
+    }
 }
 
 /// S3's limit on a key: 1,024 bytes of UTF-8 (S3 User Guide, "Naming
@@ -566,6 +746,7 @@ mod tests {
         let site = Prefix::new("/site/");
         assert_eq!(site.as_str(), "site");
         assert_eq!(site.join("a/b.css").as_str(), "site/a/b.css");
+        assert_eq!(site.join_len("a/b.css"), "site/a/b.css".len());
         assert_eq!(site.strip("site/a"), Some("a"));
         assert_eq!(site.strip("site2/a"), None);
         assert_eq!(site.strip("site"), None);
@@ -573,6 +754,7 @@ mod tests {
         assert_eq!(site.list_prefix(), "site/");
         let root = Prefix::new("");
         assert_eq!(root.join("a").as_str(), "a");
+        assert_eq!(root.join_len("a"), 1);
         assert_eq!(root.strip("a/b"), Some("a/b"));
         assert_eq!(root.list_prefix(), "");
     }
@@ -592,6 +774,38 @@ mod tests {
     }
 
     #[test]
+    fn etags_print_as_s3_writes_them_and_read_back_from_json() {
+        let upper = ETag::new(&format!("\"{}-12\"", A.to_uppercase()));
+        assert_eq!(upper.to_string(), format!("{A}-12"));
+        // Not in S3's form: kept as given, compared without case.
+        for text in [
+            format!("{A}-012"),
+            format!("{A}-0"),
+            "W/abc".into(),
+            "".into(),
+        ] {
+            assert_eq!(ETag::new(&text).to_string(), text);
+        }
+        assert_eq!(ETag::new("Opaque"), ETag::new("oPAQUE"));
+        assert_ne!(ETag::new(A), ETag::new(&format!("{A}-1")));
+        let json = serde_json::to_string(&upper).unwrap();
+        assert_eq!(json, format!("\"{A}-12\""));
+        assert_eq!(serde_json::from_str::<ETag>(&json).unwrap(), upper);
+        let key: Key = serde_json::from_str("\"site/caf\\u00e9\"").unwrap();
+        assert_eq!(key.as_str(), "site/caf\u{e9}");
+    }
+
+    #[test]
+    fn header_digests_read_back_from_json_and_odd_text_matches_nothing() {
+        let d = Headers::of("text/html", &ObjectSettings::default()).digest();
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<HeadersDigest>(&json).unwrap(), d);
+        let odd: HeadersDigest = serde_json::from_str("\"stale\"").unwrap();
+        assert_eq!(odd, HeadersDigest::of_text("stale"));
+        assert_ne!(odd, d);
+    }
+
+    #[test]
     fn api_enums_round_trip_and_list_their_values() {
         assert_eq!(Acl::parse("public-read"), Some(Acl::PublicRead));
         assert_eq!(Acl::parse("PUBLIC-READ"), None);
@@ -604,7 +818,7 @@ mod tests {
     fn digest_changes_with_any_header_but_not_metadata_case() {
         let base = Headers::of("text/html", &ObjectSettings::default());
         let d = base.digest();
-        assert_eq!(d.0.len(), 16);
+        assert_eq!(d.to_string().len(), 16);
         let mut other = base.clone();
         other.cache_control = Some("no-cache".into());
         assert_ne!(d, other.digest());

@@ -19,6 +19,8 @@ use crate::run::events::{Event, Sink};
 use crate::run::{self, FAST, PipeError};
 use crate::stop::{self, Signal, Stop};
 
+mod scale;
+
 fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), files);

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -32,6 +33,7 @@ pub fn scan(root: &Path, prefix: &Prefix, follow_links: bool) -> Scanned {
     let mut problem = |relative: String, cause| out.problems.push(ScanProblem { relative, cause });
     let mut files = Vec::new();
     let mut links_skipped = 0;
+    let shared_root: Arc<Path> = Arc::from(root);
     let mut walk = walkdir::WalkDir::new(root)
         .follow_links(follow_links)
         .min_depth(1)
@@ -68,10 +70,11 @@ pub fn scan(root: &Path, prefix: &Prefix, follow_links: bool) -> Scanned {
             refuse(ScanCause::ControlCharacter(c));
             continue;
         }
-        let key = prefix.join(&relative);
+        // The key's length, before the key is made (files only).
+        let key_len = prefix.join_len(&relative);
         if file_type.is_dir() {
             // The shortest key under it: `<folder>/x`.
-            let shortest = key.len() + 2;
+            let shortest = key_len + 2;
             if shortest > MAX_KEY_BYTES {
                 refuse(ScanCause::KeyTooLong {
                     bytes: shortest,
@@ -89,9 +92,9 @@ pub fn scan(root: &Path, prefix: &Prefix, follow_links: bool) -> Scanned {
             refuse(ScanCause::NotAFile(special_kind(&file_type)));
             continue;
         }
-        if key.len() > MAX_KEY_BYTES {
+        if key_len > MAX_KEY_BYTES {
             refuse(ScanCause::KeyTooLong {
-                bytes: key.len(),
+                bytes: key_len,
                 folder: false,
             });
             continue;
@@ -103,15 +106,13 @@ pub fn scan(root: &Path, prefix: &Prefix, follow_links: bool) -> Scanned {
                 continue;
             }
         };
-        files.push(LocalFile {
-            key,
-            relative,
-            path: entry.path().to_path_buf(),
-            size,
-            encoding: None,
-        });
+        let mut file = LocalFile::new(shared_root.clone(), prefix, &relative, size);
+        // A name on disk that is not NFC: the key is NFC, the bytes are not
+        // at the NFC path.
+        file.set_path(entry.path().to_path_buf());
+        files.push(file);
     }
-    files.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.path.cmp(&b.path)));
+    files.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.path().cmp(&b.path())));
     out.files = without_same_keys(root, &files, &mut out.problems);
     out.problems.sort_by(|a, b| a.relative.cmp(&b.relative));
     out.links_skipped = links_skipped;
@@ -135,10 +136,13 @@ fn without_same_keys(
         }
         let names = group
             .iter()
-            .map(|f| escaped(f.path.strip_prefix(root).unwrap_or(&f.path)))
+            .map(|f| {
+                let path = f.path();
+                escaped(path.strip_prefix(root).unwrap_or(&path))
+            })
             .collect();
         problems.push(ScanProblem {
-            relative: group[0].relative.clone(),
+            relative: group[0].relative().to_string(),
             cause: ScanCause::SameKey { names },
         });
     }
@@ -266,7 +270,7 @@ mod tests {
         let files: Vec<_> = scanned
             .files
             .iter()
-            .map(|f| (f.key.as_str(), f.relative.as_str(), f.size))
+            .map(|f| (f.key.as_str(), f.relative(), f.size))
             .collect();
         assert_eq!(
             files,
@@ -276,6 +280,10 @@ mod tests {
                 ("site/index.html", "index.html", 0)
             ]
         );
+        // The NFD name on disk is where the NFC key's bytes are.
+        let paths: Vec<_> = scanned.files.iter().map(LocalFile::path).collect();
+        assert_eq!(paths[1], root.join("Cafe\u{301}.txt"));
+        assert_eq!(paths[2], root.join("index.html"));
         assert_eq!(
             keys(&scan(root, &Prefix::default(), true))[0],
             ".well-known/sub/a.txt"

@@ -23,7 +23,9 @@
 //! It also holds the DELETE_GRACE marks of the keys kept with no local
 //! file ([`Mark`]), indexed by the same digests.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroU64;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -71,28 +73,54 @@ pub fn take_state_objects<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) -> Ve
     state
 }
 
-/// The random key of the manifest's digests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Salt(Vec<u8>);
+/// The random key of the manifest's digests, with HMAC's state keyed by
+/// it: a digest then costs the text's hashing alone, not the key's too
+/// (two of the four SHA-256 blocks of a key's digest, at every key).
+#[derive(Clone)]
+pub struct Salt {
+    bytes: [u8; SALT_BYTES],
+    /// Boxed: HMAC's state is larger than the rest of a manifest's header.
+    keyed: Box<Hmac<Sha256>>,
+}
 
 impl Salt {
     pub fn new(bytes: [u8; SALT_BYTES]) -> Self {
-        Salt(bytes.to_vec())
+        let keyed = Hmac::<Sha256>::new_from_slice(&bytes).expect("HMAC takes any key size");
+        Salt {
+            bytes,
+            keyed: Box::new(keyed),
+        }
     }
 
-    /// The hex digest of `text` in `domain`: HMAC-SHA256 under the salt,
+    /// The digest of `text` in `domain`: HMAC-SHA256 under the salt,
     /// truncated to [`DIGEST_BYTES`]. The domain keeps a key's digest from
     /// ever equalling a destination's.
-    fn digest(&self, domain: &str, text: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key size");
+    fn digest(&self, domain: &str, text: &str) -> Digest {
+        let mut mac = (*self.keyed).clone();
         mac.update(domain.as_bytes());
         mac.update(b":");
         mac.update(text.as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..DIGEST_BYTES])
+        let mut digest = [0u8; DIGEST_BYTES];
+        digest.copy_from_slice(&mac.finalize().into_bytes()[..DIGEST_BYTES]);
+        Digest(digest)
     }
 
-    fn key(&self, key: &str) -> String {
+    fn key(&self, key: &str) -> Digest {
         self.digest("key", key)
+    }
+}
+
+impl PartialEq for Salt {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Salt {}
+
+impl std::fmt::Debug for Salt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Salt({})", hex::encode(self.bytes))
     }
 }
 
@@ -100,24 +128,126 @@ impl Salt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     salt: Salt,
-    /// Digest of the destination (`s3://bucket/prefix/`) it describes.
+    /// Digest of the destination (`s3://bucket/prefix/`) it describes, in hex.
     destination: String,
     /// Entries by key digest.
-    objects: BTreeMap<String, Entry>,
+    objects: ByDigest<Entry>,
+    /// How many entries it had when read or made, kept when
+    /// [`Previous::take_trusted`] lets them go.
+    count: usize,
     /// DELETE_GRACE marks by key digest.
-    pending: BTreeMap<String, Mark>,
+    pending: BTreeMap<Digest, Mark>,
+}
+
+/// A key's digest ([`Salt::digest`]): held as its bytes, written as hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Digest([u8; DIGEST_BYTES]);
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut hex = [0u8; 2 * DIGEST_BYTES];
+        hex::encode_to_slice(self.0, &mut hex).expect("twice the bytes");
+        serializer.serialize_str(std::str::from_utf8(&hex).expect("hex is ASCII"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Digest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{} hex digits", 2 * DIGEST_BYTES)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Digest, E> {
+                let mut digest = [0u8; DIGEST_BYTES];
+                hex::decode_to_slice(text, &mut digest)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(text), &self))?;
+                Ok(Digest(digest))
+            }
+        }
+        deserializer.deserialize_str(Hex)
+    }
+}
+
+/// Entries by key digest, sorted by digest: 88 bytes an entry, where a
+/// B-tree filled one insert at a time, as JSON is read, takes about 160.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ByDigest<V>(Vec<(Digest, V)>);
+
+impl<V> Default for ByDigest<V> {
+    fn default() -> Self {
+        ByDigest(Vec::new())
+    }
+}
+
+impl<V> ByDigest<V> {
+    /// From pairs in any order (sorted ones cost one pass); of pairs with
+    /// equal digests, which no manifest this pipe wrote has, one stays.
+    fn new(mut pairs: Vec<(Digest, V)>) -> Self {
+        // Unstable: a stable sort would borrow half the entries' size again.
+        pairs.sort_unstable_by_key(|(digest, _)| *digest);
+        pairs.dedup_by_key(|(digest, _)| *digest);
+        pairs.shrink_to_fit();
+        ByDigest(pairs)
+    }
+
+    fn get(&self, digest: &Digest) -> Option<&V> {
+        let at = self.0.binary_search_by_key(digest, |(d, _)| *d).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<V: Serialize> Serialize for ByDigest<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(d, v)| (d, v)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for ByDigest<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pairs<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Pairs<V> {
+            type Value = ByDigest<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("entries by key digest")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(ByDigest::new(pairs))
+            }
+        }
+        deserializer.deserialize_map(Pairs(std::marker::PhantomData))
+    }
 }
 
 /// The JSON form of [`Manifest`]. `pending` came with DELETE_GRACE, in the
-/// same version: a manifest without it has no marks.
+/// same version: a manifest without it has no marks. Borrowed when written:
+/// a copy of the entries would double the manifest's memory.
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct Stored<'a> {
     version: u32,
     salt: String,
     destination: String,
-    objects: BTreeMap<String, Entry>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pending: BTreeMap<String, Mark>,
+    objects: Cow<'a, ByDigest<Entry>>,
+    #[serde(default, skip_serializing_if = "no_marks")]
+    pending: Cow<'a, BTreeMap<Digest, Mark>>,
+}
+
+// serde hands the field as it is declared.
+#[allow(clippy::ptr_arg)]
+fn no_marks(pending: &Cow<'_, BTreeMap<Digest, Mark>>) -> bool {
+    pending.is_empty()
 }
 
 /// What 0.1.0 wrote: entries by key, in clear.
@@ -145,9 +275,10 @@ impl Manifest {
     /// An empty manifest for `destination` (`s3://bucket/prefix/`).
     pub fn new(salt: Salt, destination: &str) -> Self {
         Manifest {
-            destination: salt.digest("destination", destination),
+            destination: hex::encode(salt.digest("destination", destination).0),
             salt,
-            objects: BTreeMap::new(),
+            objects: ByDigest::default(),
+            count: 0,
             pending: BTreeMap::new(),
         }
     }
@@ -167,18 +298,20 @@ impl Manifest {
                 let Ok(stored) = serde_json::from_slice::<Stored>(bytes) else {
                     return Read::Unreadable;
                 };
-                let salt = match hex::decode(&stored.salt) {
-                    Ok(salt) if salt.len() == SALT_BYTES => Salt(salt),
-                    _ => return Read::Unreadable,
+                let bytes = hex::decode(&stored.salt).ok();
+                let Some(bytes) = bytes.and_then(|b| <[u8; SALT_BYTES]>::try_from(b).ok()) else {
+                    return Read::Unreadable;
                 };
-                if salt.digest("destination", destination) != stored.destination {
+                let salt = Salt::new(bytes);
+                if hex::encode(salt.digest("destination", destination).0) != stored.destination {
                     return Read::OtherDestination;
                 }
                 Read::Current(Manifest {
                     salt,
                     destination: stored.destination,
-                    objects: stored.objects,
-                    pending: stored.pending,
+                    count: stored.objects.len(),
+                    objects: stored.objects.into_owned(),
+                    pending: stored.pending.into_owned(),
                 })
             }
             _ => Read::Unreadable,
@@ -188,10 +321,10 @@ impl Manifest {
     pub fn to_json(&self) -> Vec<u8> {
         let stored = Stored {
             version: VERSION,
-            salt: hex::encode(&self.salt.0),
+            salt: hex::encode(self.salt.bytes),
             destination: self.destination.clone(),
-            objects: self.objects.clone(),
-            pending: self.pending.clone(),
+            objects: Cow::Borrowed(&self.objects),
+            pending: Cow::Borrowed(&self.pending),
         };
         serde_json::to_vec(&stored).expect("a manifest always serialises")
     }
@@ -204,8 +337,28 @@ impl Manifest {
         &self.salt
     }
 
+    /// An entry for every key of `entries`, given in any order.
+    pub(crate) fn with_entries<'k>(
+        salt: Salt,
+        destination: &str,
+        entries: impl IntoIterator<Item = (&'k str, Entry)>,
+    ) -> Self {
+        let mut manifest = Manifest::new(salt, destination);
+        let entries = entries
+            .into_iter()
+            .map(|(key, e)| (manifest.salt.key(key), e));
+        manifest.objects = ByDigest::new(entries.collect());
+        manifest.count = manifest.objects.len();
+        manifest
+    }
+
+    #[cfg(test)]
     fn insert(&mut self, key: &str, entry: Entry) {
-        self.objects.insert(self.salt.key(key), entry);
+        let mut entries = std::mem::take(&mut self.objects).0;
+        entries.retain(|(d, _)| *d != self.salt.key(key));
+        entries.push((self.salt.key(key), entry));
+        self.objects = ByDigest::new(entries);
+        self.count = self.objects.len();
     }
 
     fn mark(&mut self, key: &str, mark: Mark) {
@@ -232,10 +385,8 @@ impl Previous {
         destination: &str,
         last_modified: i64,
     ) -> Self {
-        let mut manifest = Manifest::new(salt, destination);
-        for (key, entry) in entries {
-            manifest.insert(&key, entry);
-        }
+        let entries = entries.iter().map(|(key, e)| (key.as_str(), e.clone()));
+        let manifest = Manifest::with_entries(salt, destination, entries);
         Previous {
             manifest,
             last_modified,
@@ -268,6 +419,15 @@ impl Previous {
                 })
             })
             .collect()
+    }
+
+    /// [`Previous::trusted`], letting go of the entries: a deploy reads
+    /// them once, and they are 88 bytes a key. [`needs_write`] still knows
+    /// how many there were.
+    pub fn take_trusted(&mut self, remote: &[RemoteObject]) -> HashMap<Key, Trusted> {
+        let trusted = self.trusted(remote);
+        self.manifest.objects = ByDigest::default();
+        trusted
     }
 
     /// The DELETE_GRACE marks of the listed keys, as read now
@@ -335,18 +495,25 @@ pub struct Next {
 /// deploy's scope that is not pending (deleted, back in the folder, or kept
 /// without DELETE_FLAG) has none.
 pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> Next {
-    let listed: HashMap<&str, &ETag> = evidence
-        .remote
-        .iter()
-        .map(|r| (r.key.as_str(), &r.etag))
-        .collect();
+    // Built only when an entry or a mark needs it: not on a redeploy whose
+    // skips the manifest vouches for, where it would cost a map of every key.
+    let listed = std::cell::LazyCell::new(|| {
+        evidence
+            .remote
+            .iter()
+            .map(|r| (r.key.as_str(), &r.etag))
+            .collect::<HashMap<&str, &ETag>>()
+    });
     let written = plan.uploads.iter().chain(&plan.copies);
-    let covered: HashSet<&str> = written
+    // Sorted and searched: a third of a hash set's memory at every key.
+    let mut covered: Vec<&str> = written
         .clone()
         .map(|u| u.upload.key.as_str())
         .chain(plan.skips.iter().map(|(key, _)| key.as_str()))
         .chain(plan.deletes.iter().map(|d| d.key.as_str()))
         .collect();
+    covered.sort_unstable();
+    let is_covered = |key: &str| covered.binary_search(&key).is_ok();
     // What the content is: as hashed now, or as a trusted entry recorded it.
     let content = |key: &Key| {
         let hashed = evidence.hashes.get(key).map(|h| (&h.etag, h.part_size));
@@ -355,24 +522,29 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             Some((&t.entry.md5, t.entry.part_size))
         })
     };
-    let entry =
-        |etag: &ETag, (md5, part_size): (&ETag, Option<u64>), headers: &HeadersDigest| Entry {
-            etag: etag.clone(),
-            md5: md5.clone(),
-            part_size,
-            headers: headers.clone(),
-        };
+    let entry = |etag: &ETag,
+                 (md5, part_size): (&ETag, Option<NonZeroU64>),
+                 headers: &HeadersDigest| Entry {
+        etag: etag.clone(),
+        md5: md5.clone(),
+        part_size,
+        headers: *headers,
+    };
 
-    let mut manifest = Manifest::new(salt, destination);
+    // Gathered, then sorted once: inserting one by one into the sorted
+    // entries would move them all at every key.
+    let written_count = plan.uploads.len() + plan.copies.len();
+    let mut entries: Vec<(&str, Entry)> =
+        Vec::with_capacity(evidence.trusted.len() + written_count);
     let mut renewed = 0;
     for (key, t) in evidence.trusted {
-        if t.headers && !covered.contains(key.as_str()) {
-            manifest.insert(key, t.entry.clone());
+        if t.headers && !is_covered(key) {
+            entries.push((key, t.entry.clone()));
         }
     }
     for (key, _) in &plan.skips {
         if let Some(t) = evidence.trusted.get(key).filter(|t| t.headers) {
-            manifest.insert(key, t.entry.clone());
+            entries.push((key, t.entry.clone()));
             continue;
         }
         let found = (|| {
@@ -380,17 +552,18 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             Some(entry(listed.get(key.as_str())?, content(key)?, headers))
         })();
         if let Some(e) = found {
-            manifest.insert(key, e);
+            entries.push((key, e));
             renewed += 1;
         }
     }
     for u in written {
         let key = &u.upload.key;
         if let (Some(etag), Some(content)) = (evidence.written.get(key), content(key)) {
-            manifest.insert(key, entry(etag, content, &u.upload.headers().digest()));
+            entries.push((key, entry(etag, content, &u.upload.headers().digest())));
             renewed += 1;
         }
     }
+    let mut manifest = Manifest::with_entries(salt, destination, entries);
     for (key, mark) in evidence.marks {
         if !listed.contains_key(key.as_str()) {
             manifest.mark(key, *mark);
@@ -410,7 +583,10 @@ pub fn needs_write(previous: Option<&Previous>, next: &Next) -> bool {
     previous.is_none_or(|p| {
         p.clear_text
             || next.renewed > 0
-            || p.manifest.objects != next.manifest.objects
+            // Nothing renewed: every entry of the next manifest is one of
+            // the previous, carried over as it was (`next`), so they differ
+            // only when some were not carried over.
+            || p.manifest.count != next.manifest.len()
             || p.manifest.pending != next.manifest.pending
     })
 }
@@ -479,7 +655,38 @@ mod tests {
         // Another salt, other digests: nothing to look up across sites.
         let mut other = Manifest::new(salt(8), DEST);
         other.insert("site/press/embargoed-launch.html", entry("e1"));
-        assert_ne!(m.objects.keys().next(), other.objects.keys().next());
+        assert_ne!(m.objects.0[0].0, other.objects.0[0].0);
+    }
+
+    /// Text as 0.2.0 wrote it (digests and ETags in hex, headers digest in
+    /// 16 hex digits) reads the same and is written back byte for byte.
+    #[test]
+    fn a_manifest_in_the_written_form_reads_and_writes_back_unchanged() {
+        let s = salt(3);
+        // HMAC-SHA256 as Python's hmac module computes it: written digests
+        // stay the same whatever the implementation.
+        let a = hex::encode(s.key("site/a").0);
+        assert_eq!(a, "ce45c382fbc56562b4c0cf114bf40a39");
+        let mut digests = [s.key("site/a"), s.key("site/b")].map(|d| hex::encode(d.0));
+        digests.sort();
+        let md5 = "0cc175b9c0f1b6a831c399e269772661";
+        let json = format!(
+            concat!(
+                r#"{{"version":2,"salt":"{}","destination":"{}","objects":{{"#,
+                r#""{}":{{"etag":"{md5}","md5":"{md5}","part_size":null,"headers":"00112233445566ff"}},"#,
+                r#""{}":{{"etag":"kms-opaque","md5":"{md5}-2","part_size":8388608,"headers":"0123456789abcdef"}}}}}}"#
+            ),
+            hex::encode([3u8; SALT_BYTES]),
+            hex::encode(s.digest("destination", DEST).0),
+            digests[0],
+            digests[1],
+            md5 = md5,
+        );
+        let Read::Current(m) = Manifest::read(json.as_bytes(), DEST) else {
+            panic!("not read: {json}")
+        };
+        assert_eq!(m.len(), 2);
+        assert_eq!(String::from_utf8(m.to_json()).unwrap(), json);
     }
 
     #[test]
@@ -658,6 +865,45 @@ mod tests {
             marks: &HashMap::new(),
         };
         next(p.manifest.salt().clone(), DEST, &plan, &evidence)
+    }
+
+    #[test]
+    fn taken_entries_are_let_go_and_still_tell_whether_to_write() {
+        let mut p = previous(&[("a", entry("e1")), ("b", entry("e2"))]);
+        let remote = [
+            listed("a", "e1", WRITTEN - 1),
+            listed("b", "e2", WRITTEN - 1),
+        ];
+        let trusted = p.take_trusted(&remote);
+        assert_eq!(trusted.len(), 2);
+        assert!(p.trusted(&remote).is_empty(), "the entries are let go");
+        let after = |skipped: &[RemoteObject], deleted: &[RemoteObject]| {
+            let plan = Plan {
+                skips: skipped
+                    .iter()
+                    .map(|r| (r.key.clone(), Reason::Unchanged))
+                    .collect(),
+                deletes: deleted
+                    .iter()
+                    .map(|r| PlannedDelete {
+                        key: r.key.clone(),
+                        size: 1,
+                    })
+                    .collect(),
+                ..Plan::default()
+            };
+            let evidence = Evidence {
+                trusted: &trusted,
+                remote: &remote,
+                hashes: &HashMap::new(),
+                remote_headers: &HashMap::new(),
+                written: &HashMap::new(),
+                marks: &HashMap::new(),
+            };
+            next(p.manifest.salt().clone(), DEST, &plan, &evidence)
+        };
+        assert!(!needs_write(Some(&p), &after(&remote, &[])));
+        assert!(needs_write(Some(&p), &after(&remote[..1], &remote[1..])));
     }
 
     #[test]

@@ -27,15 +27,15 @@ pub fn serve_siblings(mut files: Vec<LocalFile>) -> Vec<LocalFile> {
     // its own bytes.
     let scanned: HashMap<String, (PathBuf, u64)> = files
         .iter()
-        .map(|f| (f.relative.clone(), (f.path.clone(), f.size)))
+        .map(|f| (f.relative().to_string(), (f.path(), f.size)))
         .collect();
     for file in &mut files {
         let sibling = SIBLINGS.iter().find_map(|(suffix, encoding)| {
-            let (path, size) = scanned.get(&format!("{}{suffix}", file.relative))?;
+            let (path, size) = scanned.get(&format!("{}{suffix}", file.relative()))?;
             Some((path, *size, *encoding))
         });
         if let Some((path, size, encoding)) = sibling {
-            file.path = path.clone();
+            file.set_path(path.clone());
             file.size = size;
             file.encoding = Some(encoding);
         }
@@ -46,16 +46,16 @@ pub fn serve_siblings(mut files: Vec<LocalFile>) -> Vec<LocalFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Key;
+    use crate::model::Prefix;
+    use std::path::Path;
 
     fn file(relative: &str, size: u64) -> LocalFile {
-        LocalFile {
-            key: Key::new(format!("site/{relative}")),
-            relative: relative.into(),
-            path: PathBuf::from("/build").join(relative),
+        LocalFile::new(
+            Path::new("/build").into(),
+            &Prefix::new("site"),
+            relative,
             size,
-            encoding: None,
-        }
+        )
     }
 
     #[test]
@@ -73,7 +73,12 @@ mod tests {
         let view: Vec<(String, String, u64, Option<&str>)> = serve_siblings(files)
             .into_iter()
             .map(|f| {
-                let path = f.path.strip_prefix("/build").unwrap().display().to_string();
+                let path = f
+                    .path()
+                    .strip_prefix("/build")
+                    .unwrap()
+                    .display()
+                    .to_string();
                 (f.key.to_string(), path, f.size, f.encoding)
             })
             .collect();

@@ -11,7 +11,7 @@
 //!   one of them, only in scope, and deleted only once its grace is over.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::Path;
 
 use proptest::prelude::*;
 
@@ -124,13 +124,7 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn local_file(prefix: &Prefix, relative: &str, size: u64) -> LocalFile {
-    LocalFile {
-        key: prefix.join(relative),
-        relative: relative.to_string(),
-        path: PathBuf::from("/build").join(relative),
-        size,
-        encoding: None,
-    }
+    LocalFile::new(Path::new("/build").into(), prefix, relative, size)
 }
 
 fn check(case: &Case) -> Result<(), TestCaseError> {
@@ -280,11 +274,11 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         };
         let key = prefix.join(relative);
         let file = local.iter().find(|f| f.key == key).expect("included");
-        prop_assert_eq!(&file.path, &PathBuf::from("/build").join(&source));
+        prop_assert_eq!(file.path(), Path::new("/build").join(&source));
         prop_assert_eq!(file.size, case.tree[&source]);
         prop_assert_eq!(file.encoding, encoding);
         if let Some(u) = written_upload(&planned, &key) {
-            prop_assert_eq!(&u.path, &file.path);
+            prop_assert_eq!(&u.path, &file.path());
             prop_assert_eq!(u.settings.content_encoding.as_deref(), encoding);
         }
     }

@@ -686,23 +686,21 @@ mod tests {
     use super::*;
     use crate::model::{LocalFile, ObjectSettings, Upload};
     use crate::plan::{ENTRY_DOCUMENTS, PlannedDelete, Reason, entry_document_globs};
-    use std::path::PathBuf;
 
     const A: &str = "0cc175b9c0f1b6a831c399e269772661";
     const B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
 
     fn planned(key: &str, size: u64, settings: ObjectSettings) -> PlannedUpload {
-        let file = LocalFile {
-            key: Key::new(key),
-            relative: key.to_string(),
-            path: PathBuf::from("/site").join(key),
+        let file = LocalFile::new(
+            std::path::Path::new("/site").into(),
+            &crate::model::Prefix::default(),
+            key,
             size,
-            encoding: None,
-        };
+        );
         PlannedUpload {
             upload: Upload {
                 key: file.key.clone(),
-                path: file.path,
+                path: file.path(),
                 size,
                 content_type: crate::plan::content_type::content_type(&file.key),
                 settings,

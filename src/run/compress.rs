@@ -31,7 +31,7 @@ pub fn prepare(mut files: Vec<LocalFile>, rules: &Rules) -> Result<Prepared, Com
         .iter()
         .enumerate()
         .filter(|(_, f)| f.encoding.is_none())
-        .filter_map(|(i, f)| match rules.first_match(&f.relative)?.compress? {
+        .filter_map(|(i, f)| match rules.first_match(f.relative())?.compress? {
             Compress::None => None,
             codec => Some((i, codec)),
         })
@@ -59,9 +59,9 @@ pub fn prepare(mut files: Vec<LocalFile>, rules: &Rules) -> Result<Prepared, Com
                             .iter()
                             .map(|&(i, codec)| {
                                 let out = dir.join(format!("{i}"));
-                                let size = compress_file(&files[i].path, &out, codec).map_err(
+                                let size = compress_file(&files[i].path(), &out, codec).map_err(
                                     |source| CompressError {
-                                        path: files[i].path.clone(),
+                                        path: files[i].path(),
                                         source,
                                     },
                                 )?;
@@ -78,7 +78,7 @@ pub fn prepare(mut files: Vec<LocalFile>, rules: &Rules) -> Result<Prepared, Com
         });
     for result in results {
         let (i, codec, path, size) = result?;
-        files[i].path = path;
+        files[i].set_path(path);
         files[i].size = size;
         files[i].encoding = codec.encoding();
     }
@@ -153,20 +153,20 @@ mod tests {
         assert!(js.size < 100 && css.size < 100, "{} {}", js.size, css.size);
         for (a, b) in once.files.iter().zip(&twice.files) {
             assert_eq!(
-                std::fs::read(&a.path).unwrap(),
-                std::fs::read(&b.path).unwrap()
+                std::fs::read(a.path()).unwrap(),
+                std::fs::read(b.path()).unwrap()
             );
         }
         let mut out = String::new();
-        brotli::Decompressor::new(File::open(&js.path).unwrap(), 4096)
+        brotli::Decompressor::new(File::open(js.path()).unwrap(), 4096)
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, text);
         out.clear();
-        flate2::read::GzDecoder::new(File::open(&css.path).unwrap())
+        flate2::read::GzDecoder::new(File::open(css.path()).unwrap())
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, text);
-        assert_eq!(png.path, dir.path().join("c.png"));
+        assert_eq!(png.path(), dir.path().join("c.png"));
     }
 }

@@ -36,24 +36,25 @@ pub async fn local_etags<S: ObjectStore>(
             let parts = match need {
                 HashNeed::Md5 => None,
                 HashNeed::Parts(size) => Some(size),
+                // A first part of 0 bytes gives no hash to compare: uploaded.
                 HashNeed::PartsOfRemote => match store.first_part_size(&file.key).await? {
-                    Some(size) => Some(size),
-                    None => return Ok(None),
+                    Some(size) if size > 0 => Some(size),
+                    _ => return Ok(None),
                 },
             };
-            let path = file.path.clone();
+            let path = file.path();
             let hashed = tokio::task::spawn_blocking(move || etag::of_file(&path, parts))
                 .await
                 .expect("hashing does not panic");
             let etag = hashed.map_err(|source| CompareError::Read {
-                path: file.path.clone(),
+                path: file.path(),
                 source,
             })?;
             Ok(Some((
                 file.key.clone(),
                 Hashed {
                     etag,
-                    part_size: parts,
+                    part_size: parts.and_then(std::num::NonZeroU64::new),
                 },
             )))
         })

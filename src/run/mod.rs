@@ -380,7 +380,7 @@ async fn local_side<S: ObjectStore, E: Sink>(
     let mut local = scanned.files;
     for reserved in decide::take_state_objects(&mut local, |f| &f.key) {
         sink.event(&Event::ReservedName {
-            relative: &reserved.relative,
+            relative: reserved.relative(),
         });
     }
     if target.precompressed {
@@ -454,7 +454,7 @@ async fn remote_side<S: ObjectStore, E: Sink>(
     for former in state.iter().filter(|s| !is_current(target, &s.key)) {
         sink.event(&Event::FormerManifest { key: &former.key });
     }
-    let previous = match (&target.manifest, fetched) {
+    let mut previous = match (&target.manifest, fetched) {
         (Some(at), Some(fetched)) => {
             let prefix = &target.prefix;
             manifest::read(fetched, at, prefix, &state, destination, sink)?
@@ -464,8 +464,8 @@ async fn remote_side<S: ObjectStore, E: Sink>(
     // Trust and marks are read over the whole listing: the next manifest
     // keeps the entries of keys the filters leave out.
     let trusted = previous
-        .as_ref()
-        .map(|p| p.trusted(&remote))
+        .as_mut()
+        .map(|p| p.take_trusted(&remote))
         .unwrap_or_default();
     let marks = previous
         .as_ref()
@@ -527,7 +527,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
     };
     let (local, remote_side) = timed(sink, "scan and list", both).await?;
     let Remote {
-        remote,
+        mut remote,
         excluded: remote_excluded,
         stale,
         previous,
@@ -542,6 +542,8 @@ async fn prepare<S: ObjectStore, E: Sink>(
     } = local;
     let excluded = local_excluded + remote_excluded;
     let local = &prepared.files;
+    // One copy of each key: the listing's are let go.
+    plan::share_keys(local, &mut remote);
     sink.event(&Event::Scanned {
         local: local.len(),
         remote: remote.len(),

@@ -1,0 +1,297 @@
+//! The deploy's planning path at a million files, measured rather than
+//! asserted (speed and memory belong to benchmarks): scope, the hashes and
+//! HeadObjects the plan needs, the plan, the next manifest and its JSON
+//! round trip, on synthetic files and a synthetic listing (no disk, no
+//! store), holding what `run::deploy` holds at once and dropping what it
+//! drops before the manifest is written. Each test prints the
+//! peak RSS above the process's RSS at its start, per file, and the CPU
+//! seconds of the process. Run one test per process, so that one's peak
+//! is not the other's (`make bench` does):
+//!
+//! ```text
+//! RUSTFLAGS="-C target-feature=+crt-static" cargo test --release \
+//!     --target x86_64-unknown-linux-gnu --locked -- --ignored --nocapture --exact tests::scale::no_change
+//! ```
+
+use std::collections::HashMap;
+
+use crate::etag::Hashed;
+use crate::model::{
+    ETag, Headers, HeadersDigest, Key, LocalFile, ManifestEntry, ObjectSettings, Prefix,
+    RemoteObject,
+};
+use crate::plan::filter::Filters;
+use crate::plan::manifest::{self, Evidence, Manifest, Previous, Read, SALT_BYTES, Salt};
+use crate::plan::rules::Rules;
+use crate::plan::{self, PlanInput, Reason};
+
+const FILES: usize = 1_000_000;
+const DESTINATION: &str = "s3://bucket/site/";
+/// When the listed objects were written, and after them the manifest.
+const WRITTEN: i64 = 1_700_000_000;
+const EXTENSIONS: [&str; 5] = ["html", "css", "js", "json", "svg"];
+
+/// `name` and the value of a counter in /proc/self/status, in bytes.
+fn status_bytes(name: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{name} not in /proc/self/status"));
+    let kb: u64 = line[name.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+/// User + system CPU seconds of the process so far, from /proc/self/stat
+/// (fields 14 and 15, in USER_HZ ticks: 100 a second on Linux's ABI).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The command name may hold spaces: fields are counted after its `)`.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// A content MD5 for file `i` in version `version` of the site, as hex.
+fn md5_of(i: usize, version: u64) -> String {
+    // splitmix64: distinct, well-spread digests without hashing bytes.
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let seed = (i as u64) << 8 | version;
+    format!("{:016x}{:016x}", mix(seed), mix(!seed))
+}
+
+fn relative(i: usize) -> String {
+    format!("d{}/f{i}.{}", i % 1000, EXTENSIONS[i % 5])
+}
+
+/// The site as the scan would find it.
+fn local_files(prefix: &Prefix) -> Vec<LocalFile> {
+    let root: std::sync::Arc<std::path::Path> = std::path::Path::new("/build/site").into();
+    let mut files: Vec<LocalFile> = (0..FILES)
+        .map(|i| LocalFile::new(root.clone(), prefix, &relative(i), 100 + (i as u64 % 5000)))
+        .collect();
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    files
+}
+
+/// The listing of the site as the last deploy left it, in key order.
+fn listing(local: &[LocalFile]) -> Vec<RemoteObject> {
+    local
+        .iter()
+        .map(|f| RemoteObject {
+            // Its own copy, as parsed from the listing's XML.
+            key: Key::new(f.key.as_str()),
+            size: f.size,
+            etag: ETag::new(&md5_of(index_of(f.relative()), 0)),
+            last_modified: WRITTEN,
+        })
+        .collect()
+}
+
+/// `i` of [`relative`]`(i)`.
+fn index_of(relative: &str) -> usize {
+    let name = relative.rsplit('/').next().unwrap();
+    name[1..name.find('.').unwrap()].parse().unwrap()
+}
+
+/// The headers digest of a file under default settings, by extension.
+fn header_digests() -> HashMap<&'static str, HeadersDigest> {
+    EXTENSIONS
+        .iter()
+        .map(|ext| {
+            let content_type = plan::content_type::content_type(&format!("x.{ext}"));
+            let digest = Headers::of(&content_type, &ObjectSettings::default()).digest();
+            (*ext, digest)
+        })
+        .collect()
+}
+
+/// The manifest the last deploy wrote, as a deploy reads it back.
+fn previous(remote: &[RemoteObject], prefix: &Prefix) -> Previous {
+    let digests = header_digests();
+    let entries = remote.iter().map(|r| {
+        let ext = r.key.rsplit('.').next().unwrap();
+        let entry = ManifestEntry {
+            etag: r.etag.clone(),
+            md5: r.etag.clone(),
+            part_size: None,
+            headers: digests[ext],
+        };
+        (r.key.as_str(), entry)
+    });
+    let written = Manifest::with_entries(Salt::new([7; SALT_BYTES]), DESTINATION, entries);
+    assert!(prefix.contains(&remote[0].key));
+    let json = written.to_json();
+    drop(written);
+    let Read::Current(manifest) = Manifest::read(&json, DESTINATION) else {
+        panic!("the manifest does not read back");
+    };
+    Previous {
+        manifest,
+        last_modified: WRITTEN + 1,
+        clear_text: false,
+    }
+}
+
+/// A deploy's planning path where every `changed_every`-th file has new
+/// content of the same size (`None`: nothing changed); prints what it cost.
+fn deploy(name: &str, changed_every: Option<usize>) {
+    let rss_before = status_bytes("VmRSS:");
+    let cpu_before = cpu_seconds();
+    // Peak RSS and CPU seconds after each stage, to tell where they go.
+    let mut stages = Vec::new();
+    let mut stage = |name: &'static str| {
+        let peak = status_bytes("VmHWM:").saturating_sub(rss_before);
+        let cpu = cpu_seconds() - cpu_before;
+        stages.push(format!("{name} {} B {cpu:.1} s", peak / FILES as u64));
+    };
+    let changed = |i: usize| changed_every.is_some_and(|n| i % n == 0);
+    let prefix = Prefix::new("site");
+
+    let local = local_files(&prefix);
+    let remote = listing(&local);
+    stage("listed");
+    let mut previous = previous(&remote, &prefix);
+    stage("manifest read");
+    let trusted = previous.take_trusted(&remote);
+    let marks = previous.marks(&remote);
+    stage("trusted");
+    assert_eq!(trusted.len(), FILES);
+    let scoped = plan::scope(
+        local,
+        Vec::new(),
+        remote,
+        &prefix,
+        &Filters::default(),
+        &Rules::default(),
+    );
+    let (local, remote) = (scoped.local, scoped.remote);
+
+    let needs = plan::hashes_needed(&local, &remote, false, &trusted);
+    assert_eq!(needs.len(), FILES, "every same-size file is hashed");
+    // What hashing the files would find.
+    let hash = |f: &LocalFile| {
+        let i = index_of(f.relative());
+        Hashed {
+            etag: ETag::new(&md5_of(i, u64::from(changed(i)))),
+            part_size: None,
+        }
+    };
+    let mut hashes: HashMap<Key, Hashed> = needs
+        .iter()
+        .map(|(f, _)| (f.key.clone(), hash(f)))
+        .collect();
+    drop(needs);
+    stage("hashed");
+    let no_heads = HashMap::new();
+    let settings = ObjectSettings::default();
+    let rules = Rules::default();
+    let globs = plan::entry_document_globs(plan::ENTRY_DOCUMENTS).unwrap();
+    let input = PlanInput {
+        local: &local,
+        remote: &remote,
+        local_etags: &hashes,
+        settings: &settings,
+        delete: true,
+        size_only: false,
+        entry_documents: Some(&globs),
+        rules: &rules,
+        trusted: &trusted,
+        remote_headers: &no_heads,
+        grace: None,
+    };
+    assert!(
+        plan::heads_needed(&input).is_empty(),
+        "the manifest vouches for every object's headers"
+    );
+    let plan = plan::plan(&input);
+    stage("planned");
+    let expected = changed_every.map_or(0, |n| FILES.div_ceil(n));
+    assert_eq!(plan.uploads.len(), expected);
+    assert!(
+        plan.uploads
+            .iter()
+            .all(|u| u.reason == Reason::ContentChanged)
+    );
+    assert!(plan.copies.is_empty() && plan.deletes.is_empty() && plan.kept.is_empty());
+    assert_eq!(plan.skips.len(), FILES - expected);
+
+    // What S3 answers for the uploads, and their hashes for the manifest.
+    let written: HashMap<Key, ETag> = plan
+        .uploads
+        .iter()
+        .map(|u| {
+            let i = index_of(prefix.strip(&u.upload.key).unwrap());
+            (u.upload.key.clone(), ETag::new(&md5_of(i, 1)))
+        })
+        .collect();
+    let uploaded = manifest::hashes_for_next(&local, &plan);
+    let rehashed: Vec<(Key, Hashed)> = uploaded
+        .iter()
+        .map(|(f, _)| (f.key.clone(), hash(f)))
+        .collect();
+    drop(uploaded);
+    hashes.extend(rehashed);
+    let next = manifest::next(
+        previous.manifest.salt().clone(),
+        DESTINATION,
+        &plan,
+        &Evidence {
+            trusted: &trusted,
+            remote: &remote,
+            hashes: &hashes,
+            remote_headers: &no_heads,
+            written: &written,
+            marks: &marks,
+        },
+    );
+    assert_eq!(next.manifest.len(), FILES);
+    stage("next manifest");
+    assert_eq!(
+        manifest::needs_write(Some(&previous), &next),
+        changed_every.is_some(),
+        "a no-change redeploy leaves the manifest as it is"
+    );
+    // What `run::deploy` returns to be saved: the rest is dropped.
+    drop((local, remote, previous, trusted, marks, hashes));
+    let json = next.manifest.to_json();
+    stage("JSON");
+    let Read::Current(read) = Manifest::read(&json, DESTINATION) else {
+        panic!("the next manifest does not read back");
+    };
+    assert_eq!(read, next.manifest);
+
+    let cpu = cpu_seconds() - cpu_before;
+    let peak = status_bytes("VmHWM:").saturating_sub(rss_before);
+    println!(
+        "scale {name}: {FILES} files, {} uploads, peak RSS {:.1} MB above the start ({} bytes per file), {cpu:.2} s CPU, manifest {:.1} MB of JSON; peak bytes per file and CPU after each stage: {}",
+        plan.uploads.len(),
+        peak as f64 / 1e6,
+        peak / FILES as u64,
+        json.len() as f64 / 1e6,
+        stages.join(", "),
+    );
+}
+
+#[test]
+#[ignore = "a benchmark: a million files, run by make bench"]
+fn no_change() {
+    deploy("no_change", None);
+}
+
+#[test]
+#[ignore = "a benchmark: a million files, run by make bench"]
+fn one_percent_changed() {
+    deploy("one_percent_changed", Some(100));
+}
