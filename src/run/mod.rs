@@ -265,7 +265,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         trusted,
         marks,
         mut hashes,
-        as_uploaded,
+        mut as_uploaded,
         heads,
         plan,
     } = ready;
@@ -296,7 +296,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
     let mut pending = None;
     if let (Some(at), false) = (&target.manifest, target.dry_run) {
         let uploaded = decide::hashes_for_next(local, &plan);
-        hashes.extend(hashes_of(store, uploaded, &as_uploaded).await?);
+        complete_hashes(store, uploaded, &mut as_uploaded, &mut hashes).await?;
         let salt = match &previous {
             Some(p) => p.manifest.salt().clone(),
             None => manifest::fresh_salt()?,
@@ -343,8 +343,9 @@ struct Ready {
     /// DELETE_GRACE marks of the whole listing.
     marks: HashMap<Key, Mark>,
     hashes: HashMap<Key, Hashed>,
-    /// Every file hashed the way this pipe uploads it (empty with
-    /// SIZE_ONLY): what the next manifest records of an upload.
+    /// The files hashed the way this pipe uploads them (none with
+    /// SIZE_ONLY) that `hashes` did not take: what the next manifest
+    /// records of an upload.
     as_uploaded: HashMap<Key, Hashed>,
     heads: HashMap<Key, HeadersDigest>,
     plan: Plan,
@@ -490,25 +491,32 @@ async fn remote_side<S: ObjectStore, E: Sink>(
     })
 }
 
-/// The hashes `needs` asks for: taken from `ready` when hashed the same
-/// way, computed otherwise (an object another tool uploaded in other parts).
-async fn hashes_of<S: ObjectStore>(
+/// Adds to `hashes` what `needs` asks for and it lacks: moved from
+/// `ready` when hashed the same way (one copy of each hash in memory),
+/// computed otherwise (an object another tool uploaded in other parts).
+async fn complete_hashes<S: ObjectStore>(
     store: &S,
     needs: Vec<(&LocalFile, HashNeed)>,
-    ready: &HashMap<Key, Hashed>,
-) -> Result<HashMap<Key, Hashed>, evidence::CompareError> {
-    let mut hashes = HashMap::new();
+    ready: &mut HashMap<Key, Hashed>,
+    hashes: &mut HashMap<Key, Hashed>,
+) -> Result<(), evidence::CompareError> {
     let mut missing = Vec::new();
     for (file, need) in needs {
-        match ready.get(&file.key).filter(|h| h.answers(need)) {
-            Some(h) => {
-                hashes.insert(file.key.clone(), h.clone());
+        if hashes.get(&file.key).is_some_and(|h| h.answers(need)) {
+            continue;
+        }
+        match ready.remove_entry(&file.key) {
+            Some((key, h)) if h.answers(need) => {
+                hashes.insert(key, h);
             }
-            None => missing.push((file, need)),
+            other => {
+                ready.extend(other);
+                missing.push((file, need));
+            }
         }
     }
     hashes.extend(evidence::local_etags(store, missing).await?);
-    Ok(hashes)
+    Ok(())
 }
 
 async fn prepare<S: ObjectStore, E: Sink>(
@@ -538,7 +546,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
         prepared,
         links_skipped,
         excluded: local_excluded,
-        hashes: as_uploaded,
+        hashes: mut as_uploaded,
     } = local;
     let excluded = local_excluded + remote_excluded;
     let local = &prepared.files;
@@ -552,7 +560,8 @@ async fn prepare<S: ObjectStore, E: Sink>(
     });
 
     let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
-    let hashes = hashes_of(store, needs, &as_uploaded).await?;
+    let mut hashes = HashMap::new();
+    complete_hashes(store, needs, &mut as_uploaded, &mut hashes).await?;
     let no_heads = HashMap::new();
     let mut input = PlanInput {
         local,
