@@ -18,6 +18,7 @@ pub mod rules;
 pub mod uploads;
 pub mod verify;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -146,24 +147,31 @@ pub enum Reason {
     HeadersChanged,
 }
 
+impl Reason {
+    /// The reason in words; borrowed for all but the two that carry data,
+    /// so a report of a million skips holds no copy of "unchanged".
+    pub fn text(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Reason::New => "new file",
+            Reason::SizeChanged { remote, local } => {
+                return Cow::Owned(format!("size changed ({remote} → {local} bytes)"));
+            }
+            Reason::ContentChanged => "content changed (same size, different MD5)",
+            Reason::NotComparable(etag) => {
+                return Cow::Owned(format!(
+                    "remote ETag \"{etag}\" is not a content hash (SSE-KMS/SSE-C?), so it cannot be compared"
+                ));
+            }
+            Reason::Unchanged => "unchanged (same content hash)",
+            Reason::SameSize => "same size (--size-only)",
+            Reason::HeadersChanged => "same content, headers changed",
+        })
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::New => write!(f, "new file"),
-            Reason::SizeChanged { remote, local } => {
-                write!(f, "size changed ({remote} → {local} bytes)")
-            }
-            Reason::ContentChanged => write!(f, "content changed (same size, different MD5)"),
-            Reason::NotComparable(etag) => {
-                write!(
-                    f,
-                    "remote ETag \"{etag}\" is not a content hash (SSE-KMS/SSE-C?), so it cannot be compared"
-                )
-            }
-            Reason::Unchanged => write!(f, "unchanged (same content hash)"),
-            Reason::SameSize => write!(f, "same size (--size-only)"),
-            Reason::HeadersChanged => write!(f, "same content, headers changed"),
-        }
+        f.write_str(&self.text())
     }
 }
 

@@ -3,14 +3,16 @@
 //! credentials, failed uploads, refused deletes). Its schema is
 //! `report.schema.json`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
 #[cfg(doc)]
 use crate::model::ScanCause;
-use crate::model::{Key, RemoteObject};
+use crate::model::{ETag, Key, RemoteObject};
 use crate::plan::Plan;
 use crate::plan::grace::PendingDelete;
 use crate::plan::verify::{Problem, Verification};
@@ -87,10 +89,10 @@ pub struct ObjectRecord {
     /// `upload`, `update headers`, `skip`, `delete`, `keep` or `pending
     /// delete`.
     pub action: &'static str,
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// Bytes.
     pub size: u64,
-    pub etag: Option<String>,
+    pub etag: Option<ETag>,
     pub outcome: Outcome,
     pub error: Option<String>,
     /// For a pending delete, its DELETE_GRACE.
@@ -268,12 +270,19 @@ impl Record {
         serde_json::to_value(&state.report).expect("a report always serialises")
     }
 
-    fn write(&self, json: &[u8]) {
+    /// Streams the report to its file: a report of a million objects is
+    /// never held as text in memory.
+    fn write(&self, report: &Report) {
         let Some(path) = &self.path else { return };
         let written = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(path, json));
+            .and_then(|()| std::fs::File::create(path))
+            .and_then(|file| {
+                let mut out = std::io::BufWriter::new(file);
+                serde_json::to_writer_pretty(&mut out, report)?;
+                out.flush()
+            });
         match written {
             Ok(()) => tracing::info!("Report written to {}", path.display()),
             Err(e) => tracing::warn!("Could not write the report to {}: {e}", path.display()),
@@ -290,45 +299,42 @@ impl State {
             remote.iter().map(|r| (r.key.as_str(), r)).collect();
         let pending = Outcome::NotAttempted;
         let listed = |key: &Key| remote.get(key.as_str()).copied();
-        let mut push =
-            |key: &Key, action, reason: String, size, obj: Option<&RemoteObject>, outcome| {
-                self.index.insert(key.clone(), self.report.objects.len());
-                self.report.objects.push(ObjectRecord {
-                    key: key.clone(),
-                    action,
-                    reason,
-                    size,
-                    etag: obj.map(|o| o.etag.to_string()),
-                    outcome,
-                    error: None,
-                    grace: None,
-                });
-            };
+        let mut push = |key: &Key,
+                        action,
+                        reason: Cow<'static, str>,
+                        size,
+                        obj: Option<&RemoteObject>,
+                        outcome| {
+            self.index.insert(key.clone(), self.report.objects.len());
+            self.report.objects.push(ObjectRecord {
+                key: key.clone(),
+                action,
+                reason,
+                size,
+                etag: obj.map(|o| o.etag.clone()),
+                outcome,
+                error: None,
+                grace: None,
+            });
+        };
         for (action, planned) in [("upload", &plan.uploads), ("update headers", &plan.copies)] {
             for p in planned {
                 let key = &p.upload.key;
-                push(
-                    key,
-                    action,
-                    p.reason.to_string(),
-                    p.upload.size,
-                    None,
-                    pending,
-                );
+                push(key, action, p.reason.text(), p.upload.size, None, pending);
             }
         }
         for (key, reason) in &plan.skips {
             let obj = listed(key);
             let size = obj.map_or(0, |o| o.size);
-            push(key, "skip", reason.to_string(), size, obj, Outcome::Done);
+            push(key, "skip", reason.text(), size, obj, Outcome::Done);
         }
         for d in &plan.deletes {
-            let reason = "not in the local folder".to_string();
+            let reason = Cow::Borrowed("not in the local folder");
             push(&d.key, "delete", reason, d.size, listed(&d.key), pending);
         }
         for key in &plan.kept {
             let obj = listed(key);
-            let reason = "not in the local folder; DELETE_FLAG is off".to_string();
+            let reason = Cow::Borrowed("not in the local folder; DELETE_FLAG is off");
             push(
                 key,
                 "keep",
@@ -339,7 +345,7 @@ impl State {
             );
         }
         for p in &plan.pending {
-            let reason = format!("no local file; {}", p.expiry);
+            let reason = Cow::Owned(format!("no local file; {}", p.expiry));
             push(
                 &p.key,
                 "pending delete",
@@ -410,7 +416,7 @@ impl Sink for Record {
             Event::Written { planned, etag, .. } => {
                 if let Some(o) = state.object(&planned.upload.key) {
                     o.outcome = Outcome::Done;
-                    o.etag = Some(etag.to_string());
+                    o.etag = Some((*etag).clone());
                 }
             }
             Event::WriteFailed { planned, error, .. } => {
@@ -467,10 +473,7 @@ impl Sink for Record {
                     seconds: self.started.elapsed().as_secs_f64(),
                 });
                 state.report.totals = state.totals();
-                let json =
-                    serde_json::to_vec_pretty(&state.report).expect("a report always serialises");
-                drop(state);
-                self.write(&json);
+                self.write(&state.report);
             }
             _ => {}
         }
