@@ -25,12 +25,13 @@ use extra_args::ExtraArgs;
 
 /// Requests to S3 in flight, parts included. At 100 ms a request, a first
 /// deploy of 2,000 small files to a server that answers at once took 3.5 s
-/// with 64, 1.9 s with 128 and 1.1 s with 256 (0.6 s at 0 ms): below 256
-/// the requests in flight set the pace. At 0 ms the CPU time is the same;
-/// peak RSS grows by about 70 KB a request in flight (28 MB with 64, 45 MB
-/// with 256 for that deploy against moto). Part bodies in flight have their
-/// own bound, [`crate::edge::store::PART_BYTES_IN_FLIGHT`].
-pub const DEFAULT_CONCURRENCY: usize = 256;
+/// with 64, 1.9 s with 128 and 1.1 s with 256 (s5cmd: 2.4-3.6 s). Against
+/// moto at 0 ms, 256 cost memory (peak RSS 45-52 MB against 33-35 MB with 128
+/// and 26-29 MB with 64, about 70 KB a request in flight) and time (the
+/// server slows under that many connections); 128 cost about 6 MB and no
+/// time or CPU beyond the noise. Part bodies in flight have their own bound,
+/// [`crate::edge::store::PART_BYTES_IN_FLIGHT`].
+pub const DEFAULT_CONCURRENCY: usize = 128;
 
 /// VERIFY's requests in flight when CONCURRENCY is not set: they go to the
 /// site, not to S3, where a burst may trip a CDN's rate rules (AWS WAF).
