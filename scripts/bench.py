@@ -241,8 +241,9 @@ def run_tool(cmd, env):
 TOOLS = ("this pipe", "aws s3 sync", "s5cmd", "rclone")
 
 
-def tools(binary, endpoint, site):
-    """How each tool syncs `site` to a bucket through `endpoint`."""
+def tools(binary, endpoint, site, pipe_env=()):
+    """How each tool syncs `site` to a bucket through `endpoint`; `pipe_env`
+    is (name, value) pairs added to this pipe's variables."""
     env = dict(
         os.environ,
         AWS_ACCESS_KEY_ID="bench",
@@ -263,7 +264,7 @@ def tools(binary, endpoint, site):
     return {
         "this pipe": lambda bucket: (
             [str(binary)],
-            dict(env, S3_BUCKET=bucket, LOCAL_PATH=str(site), DELETE_FLAG="true"),
+            dict(env, S3_BUCKET=bucket, LOCAL_PATH=str(site), DELETE_FLAG="true", **dict(pipe_env)),
         ),
         "aws s3 sync": lambda bucket: (
             [str(VENV_BIN / "aws"), "s3", "sync", str(site), f"s3://{bucket}", "--delete", "--only-show-errors"],
@@ -294,7 +295,23 @@ def main():
         help="the latency proxy's binary (make bench builds it)",
     )
     ap.add_argument("--tools", default=",".join(TOOLS), help="which tools, comma-separated")
+    ap.add_argument(
+        "--pipe-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for this pipe, e.g. CONCURRENCY=128; repeatable",
+    )
+    ap.add_argument("--phases", default="abcd", help="which phases, in order: a first phase needs the ones before it")
     args = ap.parse_args()
+    if not args.phases or args.phases != "abcd"[: len(args.phases)]:
+        raise SystemExit(f"--phases {args.phases!r}: expected a start of abcd (a, ab, abc or abcd)")
+    pipe_env = []
+    for item in args.pipe_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--pipe-env {item!r}: expected NAME=VALUE, e.g. CONCURRENCY=128")
+        pipe_env.append((name, value))
     if not os.access(GNU_TIME, os.X_OK):
         raise SystemExit(f"{GNU_TIME} is needed to measure peak memory: apt-get install time")
     chosen = [t.strip() for t in args.tools.split(",")]
@@ -324,7 +341,7 @@ def main():
             for b in buckets.values():
                 server.s3.create_bucket(Bucket=b)
             failed = set()
-            for phase in ("a", "b", "c", "d"):
+            for phase in args.phases:
                 for name in [n for n in names if n not in failed]:
                     root = copies[name]
                     if phase == "d":
@@ -334,7 +351,7 @@ def main():
                     if phase == "c":
                         mutate(root, 0.01, args.seed + run)
                         set_mtimes(root, 1_577_836_800)  # 2020-01-01, a fixed build time
-                    cmd, env = tools(args.bin, endpoint, root)[name](buckets[name])
+                    cmd, env = tools(args.bin, endpoint, root, pipe_env)[name](buckets[name])
                     server.start()
                     secs, rss, cpu, rc, out = run_tool(cmd, env)
                     counts = server.stop()
@@ -359,16 +376,17 @@ def main():
         "c": "c. 1% edited, 1% deleted",
         "d": "d. 5 re-uploaded by another tool",
     }
+    settings = "".join(f", {name}={value}" for name, value in pipe_env)
     print(
         f"\n{args.files} files, {args.latency_ms:g} ms added per request, "
-        f"{args.runs} paired run(s), medians\n"
+        f"{args.runs} paired run(s), medians{settings}\n"
     )
     print(
         "| phase | tool | wall s | requests | objects written | headers fixed in place | MB uploaded "
         "| deleted | HeadObject | CPU s | peak RSS MB | wrong | this pipe / tool |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for phase in "abcd":
+    for phase in args.phases:
         row = {}
         for name in names:
             rs = results.get((phase, name))

@@ -21,7 +21,7 @@ Deploy:
   CACHE_CONTROL                 Cache-Control for uploaded objects [default: none]
   EXPIRES                       ISO-8601 time, sent as the Expires header [default: none]
   CONTENT_ENCODING              Content-Encoding for uploaded objects [default: none]
-  CONCURRENCY                   requests in flight, 1-256 [default: 64]
+  CONCURRENCY                   requests in flight, parts included, 1-256 [default: 128]
   EXTRA_ARGS                    aws s3 sync flags: --exclude, --include, --dryrun, --delete, ... [default: none]
   DRY_RUN                       print the plan, change nothing [default: false]
   MAX_DELETE                    most deletes per deploy: a number or a percentage

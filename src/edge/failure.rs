@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::stop::Stop;
 
-use super::store::{DeleteFailure, Fetched, ObjectStore, StoreError};
+use super::store::{DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
 
 /// One call to the store, as the callback sees it.
 #[derive(Debug, Clone, Copy)]
@@ -121,9 +121,14 @@ where
         self.check(Op::FirstPartSize(key))?;
         self.inner.first_part_size(key).await
     }
-    async fn put(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
+    async fn put(
+        &self,
+        upload: &Upload,
+        flight: &InFlight,
+        stop: &Stop,
+    ) -> Result<ETag, StoreError> {
         self.check(Op::Put(upload))?;
-        self.inner.put(upload, stop).await
+        self.inner.put(upload, flight, stop).await
     }
     async fn incomplete_uploads(
         &self,

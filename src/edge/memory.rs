@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use crate::etag::{self, in_parts, part_size};
 use crate::model::{
     ETag, Headers, IncompleteUpload, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload,
 };
-use crate::stop::Stop;
+use crate::stop::{Signal, Stop};
 
-use super::store::{DELETE_BATCH, DeleteFailure, Fetched, ObjectStore, StoreError};
+use super::store::{DELETE_BATCH, DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
 
 /// The first LastModified the store gives (2023-11-14T22:13:20Z).
 const EPOCH: i64 = 1_700_000_000;
@@ -38,6 +40,17 @@ pub struct MemoryStore {
     /// Every write and HeadObject, in order, as `PUT key`, `COPY key`,
     /// `DELETE key`, `HEAD key` (`PUT s3://bucket/key` in another bucket).
     log: Mutex<Vec<String>>,
+    /// The requests and part bytes of [`ObjectStore::put`] in flight now,
+    /// and their peaks.
+    in_flight: Mutex<Peaks>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Peaks {
+    pub requests: usize,
+    pub part_bytes: u64,
+    pub peak_requests: usize,
+    pub peak_part_bytes: u64,
 }
 
 impl MemoryStore {
@@ -116,6 +129,59 @@ impl MemoryStore {
         self.incomplete.lock().unwrap().clone()
     }
 
+    /// What [`ObjectStore::put`] had in flight at most at once.
+    pub fn peaks(&self) -> Peaks {
+        *self.in_flight.lock().unwrap()
+    }
+
+    /// One request of a put on the wire, with `part_bytes` of part body:
+    /// open across a yield, so that the other writes in flight run
+    /// meanwhile, as they would while S3 answers.
+    async fn send(&self, part_bytes: u64) {
+        {
+            let mut now = self.in_flight.lock().unwrap();
+            now.requests += 1;
+            now.part_bytes += part_bytes;
+            now.peak_requests = now.peak_requests.max(now.requests);
+            now.peak_part_bytes = now.peak_part_bytes.max(now.part_bytes);
+        }
+        tokio::task::yield_now().await;
+        let mut now = self.in_flight.lock().unwrap();
+        now.requests -= 1;
+        now.part_bytes -= part_bytes;
+    }
+
+    /// The requests of a multipart upload of `size` bytes in parts of
+    /// `part`, each in its turn, until a stop comes.
+    async fn send_parts(
+        &self,
+        size: u64,
+        part: u64,
+        flight: &InFlight,
+        stop: &Stop,
+    ) -> Result<(), Signal> {
+        let turn = flight.request_unless_stopped(stop).await?;
+        self.send(0).await; // CreateMultipartUpload
+        drop(turn);
+        let offsets = (0..size.div_ceil(part)).map(|i| i * part);
+        let parts = futures::stream::iter(offsets)
+            .map(|offset| async move {
+                let length = part.min(size - offset);
+                let _turn = flight.part(length).await;
+                self.send(length).await;
+            })
+            .buffer_unordered(flight.parts_at_once(part))
+            .collect::<()>();
+        tokio::select! {
+            biased;
+            signal = stop.wait() => return Err(signal),
+            () = parts => {}
+        }
+        let _turn = flight.request_unless_stopped(stop).await?;
+        self.send(0).await; // CompleteMultipartUpload
+        Ok(())
+    }
+
     fn record(&self, entry: String) {
         self.log.lock().unwrap().push(entry);
     }
@@ -138,7 +204,12 @@ impl ObjectStore for MemoryStore {
             .and_then(|s| s.part_size.map(|p| p.min(s.object.size))))
     }
 
-    async fn put(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
+    async fn put(
+        &self,
+        upload: &Upload,
+        flight: &InFlight,
+        stop: &Stop,
+    ) -> Result<ETag, StoreError> {
         let read_error = |e: std::io::Error| StoreError {
             operation: "reading",
             target: upload.path.display().to_string(),
@@ -146,12 +217,12 @@ impl ObjectStore for MemoryStore {
             message: e.to_string(),
         };
         let parts = in_parts(upload.size).then(|| part_size(upload.size));
-        if parts.is_some() {
+        if let Some(part) = parts {
             // As S3 does: the upload exists from its creation until it is
             // completed or aborted; other tasks run in between.
             let started = self.start_upload(&upload.key, 0);
-            tokio::task::yield_now().await;
-            if let Some(signal) = stop.requested() {
+            let sent = self.send_parts(upload.size, part, flight, stop).await;
+            if let Err(signal) = sent {
                 self.abort_upload(&started).await?;
                 return Err(StoreError::stopped(
                     "UploadPart",
@@ -160,12 +231,13 @@ impl ObjectStore for MemoryStore {
                 ));
             }
             self.incomplete.lock().unwrap().retain(|u| *u != started);
-        } else if let Some(signal) = stop.requested() {
-            return Err(StoreError::stopped(
-                "PutObject",
-                upload.key.to_string(),
-                signal,
-            ));
+        } else {
+            let stopped = |signal| StoreError::stopped("PutObject", upload.key.to_string(), signal);
+            let _turn = flight.request_unless_stopped(stop).await.map_err(stopped)?;
+            self.send(0).await;
+            if let Some(signal) = stop.requested() {
+                return Err(stopped(signal));
+            }
         }
         let etag = etag::of_file(&upload.path, parts).map_err(read_error)?;
         let body = std::fs::read(&upload.path).map_err(read_error)?;

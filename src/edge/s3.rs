@@ -17,10 +17,7 @@ use crate::model::{
 use crate::stop::Stop;
 
 use super::listing::{self, Page, Query};
-use super::store::{DeleteFailure, Fetched, ObjectStore, StoreError};
-
-/// Parts of one file in flight at once; files are also uploaded concurrently.
-const PART_CONCURRENCY: usize = 4;
+use super::store::{DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
 
 /// PutObject and CreateMultipartUpload take the same headers through
 /// different builder types.
@@ -116,7 +113,17 @@ impl S3Store {
         Ok(ETag::new(out.e_tag().unwrap_or_default()))
     }
 
-    async fn put_multipart(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
+    async fn put_multipart(
+        &self,
+        upload: &Upload,
+        flight: &InFlight,
+        stop: &Stop,
+    ) -> Result<ETag, StoreError> {
+        let stopped = |op, signal| StoreError::stopped(op, self.url(&upload.key), signal);
+        let turn = flight
+            .request_unless_stopped(stop)
+            .await
+            .map_err(|signal| stopped("CreateMultipartUpload", signal))?;
         let request = self
             .client
             .create_multipart_upload()
@@ -125,12 +132,12 @@ impl S3Store {
             .checksum_algorithm(ChecksumAlgorithm::Crc32);
         // A creation under way when a stop comes gets a grace: its id is
         // needed to abort it. One that takes longer is left to the sweep.
-        let stopped = |op, signal| StoreError::stopped(op, self.url(&upload.key), signal);
         let created = stop
             .finish_within(with_settings!(request, upload).send())
             .await
             .map_err(|signal| stopped("CreateMultipartUpload", signal))?
             .map_err(|e| store_error("CreateMultipartUpload", self.url(&upload.key), e))?;
+        drop(turn);
         let incomplete = IncompleteUpload {
             key: upload.key.clone(),
             upload_id: created.upload_id().unwrap_or_default().to_string(),
@@ -140,7 +147,10 @@ impl S3Store {
         // first, so that the upload is aborted before any part is sent.
         let result = match stop.requested() {
             Some(signal) => Err(stopped("CreateMultipartUpload", signal)),
-            None => self.upload_parts(upload, &incomplete.upload_id, stop).await,
+            None => {
+                self.upload_parts(upload, &incomplete.upload_id, flight, stop)
+                    .await
+            }
         };
         if result.is_err() {
             // An unfinished upload is billed until aborted; the error that
@@ -168,6 +178,7 @@ impl S3Store {
         &self,
         upload: &Upload,
         upload_id: &str,
+        flight: &InFlight,
         stop: &Stop,
     ) -> Result<ETag, StoreError> {
         let stopped = |op, signal| StoreError::stopped(op, self.url(&upload.key), signal);
@@ -177,10 +188,12 @@ impl S3Store {
             .map(|i| async move {
                 let number = i32::try_from(i + 1).expect("at most 10,000 parts");
                 let offset = i * size;
+                let length = size.min(upload.size - offset);
+                let _turn = flight.part(length).await;
                 let body = ByteStream::read_from()
                     .path(&upload.path)
                     .offset(offset)
-                    .length(Length::Exact(size.min(upload.size - offset)))
+                    .length(Length::Exact(length))
                     .build()
                     .await
                     .map_err(|e| local_read_error(upload, e))?;
@@ -210,7 +223,7 @@ impl S3Store {
                         .build(),
                 )
             })
-            .buffer_unordered(PART_CONCURRENCY)
+            .buffer_unordered(flight.parts_at_once(size))
             .try_collect::<Vec<CompletedPart>>();
         let mut parts: Vec<CompletedPart> = tokio::select! {
             biased;
@@ -218,6 +231,10 @@ impl S3Store {
             parts = parts => parts?,
         };
         parts.sort_by_key(|p| p.part_number());
+        let turn = flight
+            .request_unless_stopped(stop)
+            .await
+            .map_err(|signal| stopped("CompleteMultipartUpload", signal))?;
         let complete = self
             .client
             .complete_multipart_upload()
@@ -235,6 +252,7 @@ impl S3Store {
             .await
             .map_err(|signal| stopped("CompleteMultipartUpload", signal))?
             .map_err(|e| store_error("CompleteMultipartUpload", self.url(&upload.key), e))?;
+        drop(turn);
         Ok(ETag::new(out.e_tag().unwrap_or_default()))
     }
 }
@@ -303,21 +321,22 @@ impl ObjectStore for S3Store {
             .map(|n| n.max(0) as u64))
     }
 
-    async fn put(&self, upload: &Upload, stop: &Stop) -> Result<ETag, StoreError> {
+    async fn put(
+        &self,
+        upload: &Upload,
+        flight: &InFlight,
+        stop: &Stop,
+    ) -> Result<ETag, StoreError> {
         if in_parts(upload.size) {
-            return self.put_multipart(upload, stop).await;
+            return self.put_multipart(upload, flight, stop).await;
         }
+        let stopped = |signal| StoreError::stopped("PutObject", self.url(&upload.key), signal);
         // A PutObject cut short creates nothing; one S3 is completing is
         // seen through, so that the report says it was done.
+        let _turn = flight.request_unless_stopped(stop).await.map_err(stopped)?;
         stop.finish_within(self.put_single(upload))
             .await
-            .unwrap_or_else(|signal| {
-                Err(StoreError::stopped(
-                    "PutObject",
-                    self.url(&upload.key),
-                    signal,
-                ))
-            })
+            .unwrap_or_else(|signal| Err(stopped(signal)))
     }
 
     async fn incomplete_uploads(

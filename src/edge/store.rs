@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use crate::model::{
     ETag, Headers, IncompleteUpload, Key, Location, ObjectSettings, Prefix, RemoteObject, Upload,
 };
@@ -92,6 +94,90 @@ pub struct Fetched {
 /// DeleteObjects takes at most this many keys (S3's DeleteObjects reference).
 pub const DELETE_BATCH: usize = 1000;
 
+/// The bytes of part bodies one deploy keeps in flight, over every file:
+/// 64 MiB, 8 parts of 8 MiB. Bodies stream from the file, so this is not
+/// what they hold in memory; it is what shares the link: every part in
+/// flight must be carried whole within READ_TIMEOUT, and 8 parts at once
+/// fill a link that a single 8 MiB part at 100 ms of latency cannot.
+/// Were bodies ever buffered, it still keeps a deploy of 1 GB files within
+/// 128 MB.
+pub const PART_BYTES_IN_FLIGHT: u64 = 64 * 1024 * 1024;
+
+/// The unit the part byte budget is counted in: a semaphore takes at most
+/// `u32::MAX` permits at once, and a part may be up to 5 GiB.
+const KIB: u64 = 1024;
+
+/// What one deploy has in flight at once, shared by every file: requests
+/// (each PutObject, CreateMultipartUpload, UploadPart,
+/// CompleteMultipartUpload and CopyObject) and the bytes of part bodies.
+/// Both wait in turn (first come, first served), so a large file's parts
+/// cannot starve small files of requests, nor the other way round.
+#[derive(Debug)]
+pub struct InFlight {
+    requests: Semaphore,
+    part_kib: Semaphore,
+    budget_kib: u32,
+}
+
+/// A part's turn to be sent: its bytes and its request, released on drop.
+#[derive(Debug)]
+pub struct PartPermit<'a> {
+    _bytes: SemaphorePermit<'a>,
+    _request: SemaphorePermit<'a>,
+}
+
+impl InFlight {
+    /// At most `requests` requests (at least 1) and `part_bytes` bytes of
+    /// part bodies (at least 1 KiB; a part larger than that goes alone).
+    pub fn new(requests: usize, part_bytes: u64) -> Self {
+        let budget_kib = u32::try_from(part_bytes / KIB).unwrap_or(u32::MAX).max(1);
+        InFlight {
+            requests: Semaphore::new(requests.max(1)),
+            part_kib: Semaphore::new(budget_kib as usize),
+            budget_kib,
+        }
+    }
+
+    /// Waits for a request's turn; the request may be sent while the
+    /// permit is held.
+    pub async fn request(&self) -> SemaphorePermit<'_> {
+        self.requests.acquire().await.expect("never closed")
+    }
+
+    /// A request's turn, or the stop that came first: waiting is no request
+    /// yet, so a stop ends it at once.
+    pub async fn request_unless_stopped(&self, stop: &Stop) -> Result<SemaphorePermit<'_>, Signal> {
+        tokio::select! {
+            biased;
+            signal = stop.wait() => Err(signal),
+            turn = self.request() => Ok(turn),
+        }
+    }
+
+    /// Waits for the turn of a part of `size` bytes: its share of the byte
+    /// budget first, then a request, so that no request slot idles while
+    /// the bytes wait.
+    pub async fn part(&self, size: u64) -> PartPermit<'_> {
+        let kib = u32::try_from(size.div_ceil(KIB))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.budget_kib);
+        let bytes = self.part_kib.acquire_many(kib).await.expect("never closed");
+        PartPermit {
+            _bytes: bytes,
+            _request: self.request().await,
+        }
+    }
+
+    /// How many parts of `part_size` bytes fit the byte budget at once (at
+    /// least 1): more would only wait.
+    pub fn parts_at_once(&self, part_size: u64) -> usize {
+        let kib = part_size.div_ceil(KIB).max(1);
+        usize::try_from(u64::from(self.budget_kib) / kib)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+}
+
 /// What the deploy needs from a bucket. Implemented by the real S3 client
 /// ([`super::s3::S3Store`]) and, in tests, by an in-memory store and a
 /// failure-injecting wrapper around any store.
@@ -110,13 +196,18 @@ pub trait ObjectStore: Sync {
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Writes one object, in parts when [`crate::etag::in_parts`] says so,
-    /// of [`crate::etag::part_size`]; returns the ETag S3 gave it. When
+    /// of [`crate::etag::part_size`]; returns the ETag S3 gave it. Every
+    /// request it sends holds a turn of `flight` while in flight
+    /// ([`InFlight::request`], or [`InFlight::part`] for a part), but the
+    /// abort of a failed upload, which must not wait; it sends no more
+    /// parts at once than [`InFlight::parts_at_once`]. When
     /// `stop` fires it returns [`StoreError::stopped`] promptly and leaves
     /// no incomplete multipart upload behind (one whose creation was under
     /// way is aborted as soon as its id is known).
     fn put(
         &self,
         upload: &Upload,
+        flight: &InFlight,
         stop: &Stop,
     ) -> impl Future<Output = Result<ETag, StoreError>> + Send;
 
@@ -177,6 +268,39 @@ pub trait ObjectStore: Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_at_once_fill_the_byte_budget() {
+        let flight = InFlight::new(64, PART_BYTES_IN_FLIGHT);
+        assert_eq!(flight.parts_at_once(crate::etag::MULTIPART_THRESHOLD), 8);
+        assert_eq!(flight.parts_at_once(9 * 1024 * 1024), 7);
+        // A part larger than the whole budget still goes, alone.
+        assert_eq!(flight.parts_at_once(PART_BYTES_IN_FLIGHT + 1), 1);
+    }
+
+    #[tokio::test]
+    async fn a_part_larger_than_the_budget_goes_alone() {
+        let flight = InFlight::new(4, 16 * 1024);
+        let big = flight.part(5 << 30).await;
+        let waiting = flight.part(1024);
+        tokio::pin!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        drop(big);
+        assert!(futures::poll!(&mut waiting).is_ready());
+    }
+
+    #[tokio::test]
+    async fn parts_and_single_requests_share_the_request_limit() {
+        let flight = InFlight::new(2, PART_BYTES_IN_FLIGHT);
+        let part = flight.part(8 << 20).await;
+        let put = flight.request().await;
+        let third = flight.request();
+        tokio::pin!(third);
+        assert!(futures::poll!(&mut third).is_pending());
+        drop(part);
+        assert!(futures::poll!(&mut third).is_ready());
+        drop(put);
+    }
 
     #[test]
     fn hints_name_the_fix() {
