@@ -3,7 +3,8 @@
 small files is deployed once to a fresh bucket on a local moto server, then
 again unchanged while moto's request recorder runs. Prints the count of each
 S3 operation (ListObjectsV2, GetObject, HeadObject, PutObject, CopyObject,
-DeleteObjects) of the second run, as JSON.
+DeleteObjects) of the second run, with its peak RSS and CPU seconds (GNU
+time), as JSON.
 
     .venv/bin/python scripts/redeploy_requests.py --bin target/x86_64-unknown-linux-gnu/release/s3-cloudfront-deploy
 """
@@ -11,13 +12,12 @@ DeleteObjects) of the second run, as JSON.
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import Server, tools  # noqa: E402
+from bench import Server, run_tool, tools  # noqa: E402
 
 
 def operation(req):
@@ -51,13 +51,13 @@ def main():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"file {i}\n" * (1 + i % 20))
         server.s3.create_bucket(Bucket="site")
-        cmd, env = tools(args.bin, server, site)["this pipe"]("site")
+        cmd, env = tools(args.bin, server.endpoint, site)["this pipe"]("site")
         for run in ("first", "redeploy"):
             if run == "redeploy":
                 server.start()
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(f"{run} failed:\n{proc.stdout}{proc.stderr}")
+            _, rss, cpu, returncode, output = run_tool(cmd, env)
+            if returncode != 0:
+                raise SystemExit(f"{run} failed:\n{output}")
         server.post("/moto-api/recorder/stop-recording")
         counts = dict.fromkeys(("ListObjectsV2", "GetObject", "HeadObject", "PutObject", "CopyObject", "DeleteObjects"), 0)
         decoder, text, i = json.JSONDecoder(), server.recording.read_text().strip(), 0
@@ -67,7 +67,8 @@ def main():
                 i += 1
             op = operation(req)
             counts[op] = counts.get(op, 0) + 1
-        print(json.dumps({"files": args.files, "requests": counts, "last line": proc.stdout.strip().splitlines()[-1]}))
+        last = output.strip().splitlines()[-1]
+        print(json.dumps({"files": args.files, "requests": counts, "peak RSS MB": round(rss, 1), "CPU s": cpu, "last line": last}))
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
