@@ -1,7 +1,6 @@
 //! Deploys a folder to S3 and invalidates CloudFront, as a Bitbucket Pipe.
-//! This file wires the layers together and decides nothing: configuration
-//! → credentials → the S3 store, CloudFront and the site → the run, heard by the
-//! console and the JSON record, stoppable by SIGTERM/SIGINT → the exit code.
+//! Wiring only: configuration → credentials → S3, CloudFront, the site → the
+//! run (heard by console and record, stoppable by signals) → the exit code.
 
 mod config;
 mod edge;
@@ -15,14 +14,16 @@ mod stop;
 #[cfg(test)]
 mod tests;
 
-use std::process::ExitCode;
-
 use edge::{auth, cloudfront::CloudFront, s3::S3Store, site::HttpSite};
 use run::events::{Event, Listeners, Sink, timed};
 use run::{PACING, PipeError, unless_stopped};
+use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    stop::run_then_leave(pipe())
+}
+
+async fn pipe() -> ExitCode {
     if let Some(code) = help::command_line() {
         return ExitCode::from(code);
     }

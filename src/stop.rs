@@ -44,6 +44,21 @@ pub struct Stop(watch::Receiver<Option<Signal>>);
 #[derive(Debug)]
 pub struct Stopper(watch::Sender<Option<Signal>>);
 
+/// Runs `work` (the whole pipe) on a multi-threaded runtime, then leaves
+/// without waiting for blocking work still under way. Dropping a runtime
+/// waits for its blocking tasks: after a stop, a file half hashed or
+/// compressed (seconds for a few GB) would hold the exit long after the
+/// report was written, with no signal handler left for a second signal.
+pub fn run_then_leave<T>(work: impl Future<Output = T>) -> T {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the runtime starts");
+    let out = runtime.block_on(work);
+    runtime.shutdown_background();
+    out
+}
+
 pub fn channel() -> (Stopper, Stop) {
     let (tx, rx) = watch::channel(None);
     (Stopper(tx), Stop(rx))

@@ -41,7 +41,8 @@ impl StoreError {
             }
             "AccessDenied" | "Forbidden" => {
                 "the credentials are not allowed to do this: grant s3:ListBucket on the bucket and s3:PutObject \
-                 (s3:PutObjectAcl with ACL, s3:DeleteObject with DELETE_FLAG) on its objects"
+                 (s3:PutObjectAcl with ACL, s3:DeleteObject with DELETE_FLAG, s3:GetObject for the deploy \
+                 manifest) on its objects"
             }
             "InvalidAccessKeyId" => {
                 "AWS_ACCESS_KEY_ID is not a known access key: check the repository variable"
