@@ -33,6 +33,7 @@ use rules::Rules;
 
 /// What a deploy covers, after filters and `ignore` rules.
 #[derive(Debug, Default)]
+#[cfg(test)]
 pub struct Scoped {
     pub local: Vec<LocalFile>,
     pub remote: Vec<RemoteObject>,
@@ -44,10 +45,10 @@ pub struct Scoped {
 }
 
 /// The local files, scan problems and remote objects the filters and
-/// `ignore` rules let through. Excluded remote keys are thereby never
-/// compared and never deleted, and excluded paths never stop a deploy: a
-/// problem is left out when its path is excluded, or its path with a `/`
-/// (a folder excluded as `docs/old/*`), except one at LOCAL_PATH itself.
+/// `ignore` rules let through ([`scope_local`], [`scope_remote`]), the
+/// listing's keys shared with the files' ([`share_keys`]): what a run does
+/// in two halves, the local one while the bucket is listed.
+#[cfg(test)]
 pub fn scope(
     local: Vec<LocalFile>,
     problems: Vec<ScanProblem>,
@@ -56,31 +57,67 @@ pub fn scope(
     filters: &Filters,
     rules: &Rules,
 ) -> Scoped {
-    let included = |relative: &str| filters.includes(relative) && !rules.ignores(relative);
-    let before = local.len() + remote.len();
+    let (local, problems, local_excluded) = scope_local(local, problems, filters, rules);
+    let (mut remote, remote_excluded) = scope_remote(remote, prefix, filters, rules);
+    share_keys(&local, &mut remote);
+    Scoped {
+        local,
+        remote,
+        excluded: local_excluded + remote_excluded,
+        problems,
+    }
+}
+
+/// Whether the filters and `ignore` rules let `relative` through.
+fn included(filters: &Filters, rules: &Rules, relative: &str) -> bool {
+    filters.includes(relative) && !rules.ignores(relative)
+}
+
+/// The local files and scan problems in scope, and how many files were
+/// left out. Excluded paths never stop a deploy: a problem is left out
+/// when its path is excluded, or its path with a `/` (a folder excluded as
+/// `docs/old/*`), except one at LOCAL_PATH itself.
+pub fn scope_local(
+    local: Vec<LocalFile>,
+    problems: Vec<ScanProblem>,
+    filters: &Filters,
+    rules: &Rules,
+) -> (Vec<LocalFile>, Vec<ScanProblem>, usize) {
+    let included = |relative: &str| included(filters, rules, relative);
+    let before = local.len();
     let local: Vec<LocalFile> = local
         .into_iter()
         .filter(|f| included(f.relative()))
         .collect();
-    let remote: Vec<RemoteObject> = remote
-        .into_iter()
-        .filter(|r| prefix.strip(&r.key).is_some_and(included))
-        .collect();
-    let excluded = before - local.len() - remote.len();
-    let mut remote = remote;
-    share_keys(&local, &mut remote);
     let problems = problems
         .into_iter()
         .filter(|p| {
             p.relative == "." || (included(&p.relative) && included(&format!("{}/", p.relative)))
         })
         .collect();
-    Scoped {
-        local,
-        remote,
-        excluded,
-        problems,
-    }
+    let excluded = before - local.len();
+    (local, problems, excluded)
+}
+
+/// The listed objects in scope, and how many were left out: excluded
+/// remote keys are never compared and never deleted.
+pub fn scope_remote(
+    remote: Vec<RemoteObject>,
+    prefix: &Prefix,
+    filters: &Filters,
+    rules: &Rules,
+) -> (Vec<RemoteObject>, usize) {
+    let before = remote.len();
+    let remote: Vec<RemoteObject> = remote
+        .into_iter()
+        .filter(|r| {
+            prefix
+                .strip(&r.key)
+                .is_some_and(|k| included(filters, rules, k))
+        })
+        .collect();
+    let excluded = before - remote.len();
+    (remote, excluded)
 }
 
 /// Gives each listed object whose key the folder has the file's key, so

@@ -387,21 +387,13 @@ async fn local_side<S: ObjectStore, E: Sink>(
     if target.precompressed {
         local = plan::precompressed::serve_siblings(local);
     }
-    let (filters, rules) = (&target.filters, &target.rules);
-    let scoped = plan::scope(
-        local,
-        scanned.problems,
-        Vec::new(),
-        &target.prefix,
-        filters,
-        rules,
-    );
+    let (files, problems, excluded) =
+        plan::scope_local(local, scanned.problems, &target.filters, &target.rules);
     // Every problem at once, before any write.
-    if !scoped.problems.is_empty() {
-        return Err(PipeError::Scan(ScanErrors(scoped.problems)));
+    if !problems.is_empty() {
+        return Err(PipeError::Scan(ScanErrors(problems)));
     }
     let rules = target.rules.clone();
-    let files = scoped.local;
     let prepare = tokio::task::spawn_blocking(move || compress::prepare(files, &rules));
     let prepared = timed(sink, "compress", prepare)
         .await
@@ -418,7 +410,7 @@ async fn local_side<S: ObjectStore, E: Sink>(
     Ok(Local {
         prepared,
         links_skipped: scanned.links_skipped,
-        excluded: scoped.excluded,
+        excluded,
         hashes,
     })
 }
@@ -472,18 +464,11 @@ async fn remote_side<S: ObjectStore, E: Sink>(
         .as_ref()
         .map(|p| p.marks(&remote))
         .unwrap_or_default();
-    let (filters, rules) = (&target.filters, &target.rules);
-    let scoped = plan::scope(
-        Vec::new(),
-        Vec::new(),
-        remote,
-        &target.prefix,
-        filters,
-        rules,
-    );
+    let (remote, excluded) =
+        plan::scope_remote(remote, &target.prefix, &target.filters, &target.rules);
     Ok(Remote {
-        remote: scoped.remote,
-        excluded: scoped.excluded,
+        remote,
+        excluded,
         stale,
         previous,
         trusted,
@@ -505,14 +490,11 @@ async fn complete_hashes<S: ObjectStore>(
         if hashes.get(&file.key).is_some_and(|h| h.answers(need)) {
             continue;
         }
-        match ready.remove_entry(&file.key) {
-            Some((key, h)) if h.answers(need) => {
-                hashes.insert(key, h);
-            }
-            other => {
-                ready.extend(other);
-                missing.push((file, need));
-            }
+        if ready.get(&file.key).is_some_and(|h| h.answers(need)) {
+            let (key, h) = ready.remove_entry(&file.key).expect("just found");
+            hashes.insert(key, h);
+        } else {
+            missing.push((file, need));
         }
     }
     hashes.extend(evidence::local_etags(store, missing).await?);
