@@ -64,6 +64,131 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
+/// Values by key, held as one vector sorted by key: 16 bytes of key and
+/// the value an entry, where a hash map of a million keys reserves two
+/// million slots (2^21, for its 7/8 load) and costs more than twice that.
+/// Built once, then read: [`ByKey::get`] is a binary search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByKey<V>(Vec<(Key, V)>);
+
+impl<V> Default for ByKey<V> {
+    fn default() -> Self {
+        ByKey(Vec::new())
+    }
+}
+
+impl<V> ByKey<V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// In key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Takes out the entries `take` chooses, in key order.
+    pub fn take_where(&mut self, mut take: impl FnMut(&Key, &V) -> bool) -> ByKey<V> {
+        // Room for all in both: pages never written are never resident.
+        let (mut taken, mut kept) = (
+            Vec::with_capacity(self.len()),
+            Vec::with_capacity(self.len()),
+        );
+        for (k, v) in std::mem::take(&mut self.0) {
+            if take(&k, &v) {
+                taken.push((k, v));
+            } else {
+                kept.push((k, v));
+            }
+        }
+        kept.shrink_to_fit();
+        taken.shrink_to_fit();
+        self.0 = kept;
+        ByKey(taken)
+    }
+
+    /// Adds `more`; of two entries for one key, `more`'s stays.
+    pub fn merge(&mut self, more: ByKey<V>) {
+        if self.is_empty() {
+            *self = more;
+        } else if !more.is_empty() {
+            let mut all = std::mem::take(&mut self.0);
+            all.extend(more.0);
+            *self = ByKey::from(all);
+        }
+    }
+}
+
+/// Sorted once; of two pairs with one key, the later stays, as when a
+/// hash map is collected.
+impl<V> From<Vec<(Key, V)>> for ByKey<V> {
+    fn from(mut pairs: Vec<(Key, V)>) -> Self {
+        // Stable, so that of equal keys the later one is last of its run.
+        if !pairs.is_sorted_by(|a, b| a.0 < b.0) {
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            pairs.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(later, kept);
+                }
+                same
+            });
+        }
+        pairs.shrink_to_fit();
+        ByKey(pairs)
+    }
+}
+
+/// Like a map's: panics when the key is missing.
+impl<V> std::ops::Index<&Key> for ByKey<V> {
+    type Output = V;
+    fn index(&self, key: &Key) -> &V {
+        self.get(key).expect("the key is in the map")
+    }
+}
+
+impl<V> FromIterator<(Key, V)> for ByKey<V> {
+    fn from_iter<I: IntoIterator<Item = (Key, V)>>(pairs: I) -> Self {
+        ByKey::from(pairs.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<V, const N: usize> From<[(Key, V); N]> for ByKey<V> {
+    fn from(pairs: [(Key, V); N]) -> Self {
+        ByKey::from(Vec::from(pairs))
+    }
+}
+
+impl<'a, V> IntoIterator for &'a ByKey<V> {
+    type Item = (&'a Key, &'a V);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (Key, V)>, fn(&'a (Key, V)) -> (&'a Key, &'a V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<V> IntoIterator for ByKey<V> {
+    type Item = (Key, V);
+    type IntoIter = std::vec::IntoIter<(Key, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A value read from a JSON string through `make`, without an
 /// intermediate `String` when the text needs no unescaping: a manifest
 /// holds millions of them.
@@ -740,6 +865,35 @@ mod tests {
     use super::*;
 
     const A: &str = "0cc175b9c0f1b6a831c399e269772661";
+
+    #[test]
+    fn by_key_finds_what_a_map_would() {
+        let k = Key::new;
+        // Out of order, one key twice: the later value stays, as in a map.
+        let mut map: ByKey<u32> = [(k("b"), 1), (k("a"), 2), (k("b"), 3), (k("c"), 4)]
+            .into_iter()
+            .collect();
+        assert_eq!(map.len(), 3);
+        assert_eq!(
+            (map.get("a"), map.get("b"), map.get("c")),
+            (Some(&2), Some(&3), Some(&4))
+        );
+        assert_eq!(map.get("d"), None);
+        assert_eq!(map[&k("b")], 3);
+        let keys: Vec<&str> = map.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+
+        let odd = map.take_where(|_, v| v % 2 == 1);
+        assert_eq!(odd.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [3]);
+        assert_eq!(map.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [2, 4]);
+
+        map.merge(ByKey::from([(k("c"), 40), (k("0"), 0)]));
+        let all: Vec<(&str, u32)> = map.iter().map(|(key, v)| (key.as_str(), *v)).collect();
+        assert_eq!(all, [("0", 0), ("a", 2), ("c", 40)]);
+        let mut empty = ByKey::default();
+        empty.merge(odd);
+        assert_eq!(empty.get("b"), Some(&3));
+    }
 
     #[test]
     fn prefix_joins_strips_and_contains() {

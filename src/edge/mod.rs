@@ -3,6 +3,7 @@
 //! rest of the crate is generic over.
 //! Tests swap in the in-memory doubles and the failure-injecting wrapper.
 
+pub mod allocator;
 pub mod auth;
 pub mod cdn;
 pub mod cloudfront;

@@ -10,13 +10,12 @@
 //! given, never its own: a test sets the clock, and a clock that went back
 //! only makes the grace longer.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Key;
+use crate::model::{ByKey, Key};
 
 /// DELETE_GRACE: a duration, a number of deploys, or both; zero (the
 /// default) deletes at once.
@@ -186,7 +185,7 @@ pub struct Judge<'a> {
     /// The deploy's clock, in seconds since the epoch.
     pub now: i64,
     /// The marks the manifest holds, read ([`Mark::read`]), by key.
-    pub marks: &'a HashMap<Key, Mark>,
+    pub marks: &'a ByKey<Mark>,
 }
 
 impl Judge<'_> {
@@ -233,6 +232,7 @@ impl Judge<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     const HOUR: i64 = 3600;
     /// 2030-01-01T00:00:00Z.
@@ -287,7 +287,13 @@ mod tests {
     /// manifest would hold them (read back as the deploy after reads them).
     fn deploy(grace: Grace, now: i64, marks: &mut HashMap<Key, Mark>) -> Option<Expiry> {
         let key = Key::new("app.1.js");
-        let judged = Judge { grace, now, marks }.keep(&key, 1);
+        let read: ByKey<Mark> = marks.iter().map(|(k, m)| (k.clone(), *m)).collect();
+        let judged = Judge {
+            grace,
+            now,
+            marks: &read,
+        }
+        .keep(&key, 1);
         match &judged {
             // S3's clock far behind the deploy's, as when a test sets the
             // clock ahead: the marks keep the deploy's times.
@@ -416,7 +422,7 @@ mod tests {
     fn a_marking_clock_behind_s3_starts_the_grace_at_the_manifest_s_stamp() {
         let g = grace("2h");
         let key = Key::new("app.1.js");
-        let none = HashMap::new();
+        let none = ByKey::default();
         // The marking deploy's clock says T0; S3 stamped its manifest a
         // day later, when it really ran.
         let stamped = T0 + 24 * HOUR;
@@ -430,7 +436,7 @@ mod tests {
         assert!(made.mark.provisional);
         let read = made.mark.read(stamped);
         assert_eq!(read.since, stamped + 1);
-        let marks = HashMap::from([(key.clone(), read)]);
+        let marks = ByKey::from([(key.clone(), read)]);
         let at = |now| {
             Judge {
                 grace: g,

@@ -33,7 +33,7 @@ use sha2::Sha256;
 
 use crate::etag::{self, HashNeed, Hashed};
 use crate::model::{
-    ETag, HeadersDigest, Key, LocalFile, ManifestEntry as Entry, RemoteObject, Trusted,
+    ByKey, ETag, HeadersDigest, Key, LocalFile, ManifestEntry as Entry, RemoteObject, Trusted,
 };
 
 use super::Plan;
@@ -343,11 +343,17 @@ impl Manifest {
         destination: &str,
         entries: impl IntoIterator<Item = (&'k str, Entry)>,
     ) -> Self {
-        let mut manifest = Manifest::new(salt, destination);
         let entries = entries
             .into_iter()
-            .map(|(key, e)| (manifest.salt.key(key), e));
-        manifest.objects = ByDigest::new(entries.collect());
+            .map(|(key, e)| (salt.key(key), e))
+            .collect();
+        Manifest::by_digest(salt, destination, entries)
+    }
+
+    /// An entry for every digest of `entries` (of [`Salt::key`] under `salt`).
+    fn by_digest(salt: Salt, destination: &str, entries: Vec<(Digest, Entry)>) -> Self {
+        let mut manifest = Manifest::new(salt, destination);
+        manifest.objects = ByDigest::new(entries);
         manifest.count = manifest.objects.len();
         manifest
     }
@@ -405,7 +411,7 @@ impl Previous {
     /// the last of them (`run::manifest::save`). An object stamped in the
     /// manifest's second or later may have been written after it (a killed
     /// run of ours, another tool) and needs a HeadObject.
-    pub fn trusted(&self, remote: &[RemoteObject]) -> HashMap<Key, Trusted> {
+    pub fn trusted(&self, remote: &[RemoteObject]) -> ByKey<Trusted> {
         remote
             .iter()
             .filter_map(|r| {
@@ -424,7 +430,7 @@ impl Previous {
     /// [`Previous::trusted`], letting go of the entries: a deploy reads
     /// them once, and they are 88 bytes a key. [`needs_write`] still knows
     /// how many there were.
-    pub fn take_trusted(&mut self, remote: &[RemoteObject]) -> HashMap<Key, Trusted> {
+    pub fn take_trusted(&mut self, remote: &[RemoteObject]) -> ByKey<Trusted> {
         let trusted = self.trusted(remote);
         self.manifest.objects = ByDigest::default();
         trusted
@@ -434,8 +440,12 @@ impl Previous {
     /// ([`Mark::read`]: a mark the last deploy made starts no earlier than
     /// the manifest's LastModified + 1 s). Marks of keys no longer listed
     /// are gone with their objects.
-    pub fn marks(&self, remote: &[RemoteObject]) -> HashMap<Key, Mark> {
+    pub fn marks(&self, remote: &[RemoteObject]) -> ByKey<Mark> {
         let pending = &self.manifest.pending;
+        // A digest of every listed key costs a second of CPU at a million.
+        if pending.is_empty() {
+            return ByKey::default();
+        }
         remote
             .iter()
             .filter_map(|r| {
@@ -461,16 +471,16 @@ pub fn hashes_for_next<'a>(local: &'a [LocalFile], plan: &Plan) -> Vec<(&'a Loca
 pub struct Evidence<'a> {
     /// [`Previous::trusted`] over the whole listing, outside the deploy's
     /// scope too.
-    pub trusted: &'a HashMap<Key, Trusted>,
+    pub trusted: &'a ByKey<Trusted>,
     /// The listing of the deploy's scope.
     pub remote: &'a [RemoteObject],
-    pub hashes: &'a HashMap<Key, Hashed>,
-    pub remote_headers: &'a HashMap<Key, HeadersDigest>,
+    pub hashes: &'a ByKey<Hashed>,
+    pub remote_headers: &'a ByKey<HeadersDigest>,
     /// The ETag S3 gave each key the deploy wrote.
     pub written: &'a HashMap<Key, ETag>,
     /// [`Previous::marks`] over the whole listing, outside the deploy's
     /// scope too.
-    pub marks: &'a HashMap<Key, Mark>,
+    pub marks: &'a ByKey<Mark>,
 }
 
 /// The manifest a deploy leaves.
@@ -534,17 +544,19 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
     // Gathered, then sorted once: inserting one by one into the sorted
     // entries would move them all at every key.
     let written_count = plan.uploads.len() + plan.copies.len();
-    let mut entries: Vec<(&str, Entry)> =
+    // Each with its key's digest at once: a million keys held twice (by
+    // name, then by digest) would cost 80 MB more at the peak.
+    let mut entries: Vec<(Digest, Entry)> =
         Vec::with_capacity(evidence.trusted.len() + written_count);
     let mut renewed = 0;
     for (key, t) in evidence.trusted {
         if t.headers && !is_covered(key) {
-            entries.push((key, t.entry.clone()));
+            entries.push((salt.key(key), t.entry.clone()));
         }
     }
     for (key, _) in &plan.skips {
         if let Some(t) = evidence.trusted.get(key).filter(|t| t.headers) {
-            entries.push((key, t.entry.clone()));
+            entries.push((salt.key(key), t.entry.clone()));
             continue;
         }
         let found = (|| {
@@ -552,18 +564,19 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> 
             Some(entry(listed.get(key.as_str())?, content(key)?, headers))
         })();
         if let Some(e) = found {
-            entries.push((key, e));
+            entries.push((salt.key(key), e));
             renewed += 1;
         }
     }
     for u in written {
         let key = &u.upload.key;
         if let (Some(etag), Some(content)) = (evidence.written.get(key), content(key)) {
-            entries.push((key, entry(etag, content, &u.upload.headers().digest())));
+            let headers = u.upload.headers().digest();
+            entries.push((salt.key(key), entry(etag, content, &headers)));
             renewed += 1;
         }
     }
-    let mut manifest = Manifest::with_entries(salt, destination, entries);
+    let mut manifest = Manifest::by_digest(salt, destination, entries);
     for (key, mark) in evidence.marks {
         if !listed.contains_key(key.as_str()) {
             manifest.mark(key, *mark);
@@ -813,7 +826,7 @@ mod tests {
             kept: vec![Key::new("kept.js")],
             ..Plan::default()
         };
-        let hashes = HashMap::from([(Key::new("page.html"), hashed("p2"))]);
+        let hashes = ByKey::from([(Key::new("page.html"), hashed("p2"))]);
         let written = HashMap::from([(Key::new("page.html"), ETag::new("p2"))]);
         let next = next(
             p.manifest.salt().clone(),
@@ -823,9 +836,9 @@ mod tests {
                 trusted: &trusted,
                 remote: &everything[..1],
                 hashes: &hashes,
-                remote_headers: &HashMap::new(),
+                remote_headers: &ByKey::default(),
                 written: &written,
-                marks: &HashMap::new(),
+                marks: &ByKey::default(),
             },
         );
         assert_eq!(next.renewed, 1);
@@ -842,11 +855,7 @@ mod tests {
     }
 
     /// The manifest a deploy that skipped every listed key leaves.
-    fn after_skips(
-        p: &Previous,
-        remote: &[RemoteObject],
-        heads: &HashMap<Key, HeadersDigest>,
-    ) -> Next {
+    fn after_skips(p: &Previous, remote: &[RemoteObject], heads: &ByKey<HeadersDigest>) -> Next {
         let plan = Plan {
             skips: remote
                 .iter()
@@ -854,7 +863,7 @@ mod tests {
                 .collect(),
             ..Plan::default()
         };
-        let hashes = HashMap::new();
+        let hashes = ByKey::default();
         let written = HashMap::new();
         let evidence = Evidence {
             trusted: &p.trusted(remote),
@@ -862,7 +871,7 @@ mod tests {
             hashes: &hashes,
             remote_headers: heads,
             written: &written,
-            marks: &HashMap::new(),
+            marks: &ByKey::default(),
         };
         next(p.manifest.salt().clone(), DEST, &plan, &evidence)
     }
@@ -895,10 +904,10 @@ mod tests {
             let evidence = Evidence {
                 trusted: &trusted,
                 remote: &remote,
-                hashes: &HashMap::new(),
-                remote_headers: &HashMap::new(),
+                hashes: &ByKey::default(),
+                remote_headers: &ByKey::default(),
                 written: &HashMap::new(),
-                marks: &HashMap::new(),
+                marks: &ByKey::default(),
             };
             next(p.manifest.salt().clone(), DEST, &plan, &evidence)
         };
@@ -913,7 +922,7 @@ mod tests {
             listed("fresh", "f", WRITTEN - 1),
             listed("touched", "t", WRITTEN + 1),
         ];
-        let heads = HashMap::from([(Key::new("touched"), HeadersDigest::of_text("h"))]);
+        let heads = ByKey::from([(Key::new("touched"), HeadersDigest::of_text("h"))]);
         let renewed = after_skips(&p, &remote, &heads);
         // The same entries, but `touched` is vouched for by a HeadObject
         // made after the old manifest: only a new one keeps it from
@@ -922,7 +931,7 @@ mod tests {
         assert_eq!(renewed.renewed, 1);
         assert!(needs_write(Some(&p), &renewed));
         // Without the HeadObject's evidence, the entry is dropped.
-        let dropped = after_skips(&p, &remote, &HashMap::new());
+        let dropped = after_skips(&p, &remote, &ByKey::default());
         assert_eq!(dropped.manifest.len(), 1);
         assert!(needs_write(Some(&p), &dropped));
 
@@ -930,7 +939,7 @@ mod tests {
             listed("fresh", "f", WRITTEN - 1),
             listed("touched", "t", WRITTEN - 1),
         ];
-        let carried = after_skips(&p, &remote, &HashMap::new());
+        let carried = after_skips(&p, &remote, &ByKey::default());
         assert_eq!(carried.renewed, 0);
         assert!(!needs_write(Some(&p), &carried), "nothing to rewrite");
     }
@@ -1021,10 +1030,10 @@ mod tests {
             DEST,
             &plan,
             &Evidence {
-                trusted: &HashMap::new(),
+                trusted: &ByKey::default(),
                 remote: &scoped,
-                hashes: &HashMap::new(),
-                remote_headers: &HashMap::new(),
+                hashes: &ByKey::default(),
+                remote_headers: &ByKey::default(),
                 written: &HashMap::new(),
                 marks: &marks,
             },

@@ -24,7 +24,7 @@ use std::fmt;
 
 use crate::etag::{self, HashNeed, Hashed};
 use crate::model::{
-    ETag, HeadersDigest, Key, LocalFile, ObjectSettings, Prefix, RemoteObject, ScanProblem,
+    ByKey, ETag, HeadersDigest, Key, LocalFile, ObjectSettings, Prefix, RemoteObject, ScanProblem,
     Trusted, Upload,
 };
 use filter::Filters;
@@ -143,7 +143,7 @@ pub fn hashes_needed<'a>(
     local: &'a [LocalFile],
     remote: &[RemoteObject],
     size_only: bool,
-    trusted: &HashMap<Key, Trusted>,
+    trusted: &ByKey<Trusted>,
 ) -> Vec<(&'a LocalFile, HashNeed)> {
     if size_only {
         return Vec::new();
@@ -306,7 +306,7 @@ pub struct PlanInput<'a> {
     pub local: &'a [LocalFile],
     pub remote: &'a [RemoteObject],
     /// The ETag each hashed local file would have (see [`hashes_needed`]).
-    pub local_etags: &'a HashMap<Key, Hashed>,
+    pub local_etags: &'a ByKey<Hashed>,
     pub settings: &'a ObjectSettings,
     pub delete: bool,
     /// Compare sizes only (`--size-only`): equal sizes are unchanged.
@@ -316,10 +316,10 @@ pub struct PlanInput<'a> {
     /// Per-file headers; `settings` fill what a rule leaves out.
     pub rules: &'a Rules,
     /// Manifest entries the evidence still vouches for ([`manifest::Previous::trusted`]).
-    pub trusted: &'a HashMap<Key, Trusted>,
+    pub trusted: &'a ByKey<Trusted>,
     /// Header digests read with HeadObject, for keys whose headers no
     /// trusted entry vouches for.
-    pub remote_headers: &'a HashMap<Key, HeadersDigest>,
+    pub remote_headers: &'a ByKey<HeadersDigest>,
     /// DELETE_GRACE, with the clock and the marks it is judged by; `None`
     /// deletes at once.
     pub grace: Option<grace::Judge<'a>>,
@@ -527,7 +527,7 @@ mod tests {
         }
     }
 
-    fn etags(pairs: &[(&str, &str)]) -> HashMap<Key, Hashed> {
+    fn etags(pairs: &[(&str, &str)]) -> ByKey<Hashed> {
         pairs
             .iter()
             .map(|(k, v)| (Key::new(*k), hashed(v)))
@@ -537,14 +537,14 @@ mod tests {
     fn input<'a>(
         local: &'a [LocalFile],
         remote: &'a [RemoteObject],
-        local_etags: &'a HashMap<Key, Hashed>,
+        local_etags: &'a ByKey<Hashed>,
         settings: &'a ObjectSettings,
     ) -> PlanInput<'a> {
         static RULES: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Rules::default);
-        static NONE_TRUSTED: std::sync::LazyLock<HashMap<Key, Trusted>> =
-            std::sync::LazyLock::new(HashMap::new);
-        static NO_HEADS: std::sync::LazyLock<HashMap<Key, HeadersDigest>> =
-            std::sync::LazyLock::new(HashMap::new);
+        static NONE_TRUSTED: std::sync::LazyLock<ByKey<Trusted>> =
+            std::sync::LazyLock::new(ByKey::default);
+        static NO_HEADS: std::sync::LazyLock<ByKey<HeadersDigest>> =
+            std::sync::LazyLock::new(ByKey::default);
         PlanInput {
             local,
             remote,
@@ -590,7 +590,7 @@ mod tests {
     #[test]
     fn hashes_only_same_size_comparable_objects() {
         assert!(
-            hashes_needed(&[file("x", 1)], &[obj("x", 1, A)], true, &HashMap::new()).is_empty()
+            hashes_needed(&[file("x", 1)], &[obj("x", 1, A)], true, &ByKey::default()).is_empty()
         );
         let local = [
             file("same", 1),
@@ -607,7 +607,7 @@ mod tests {
             obj("ours", 20 * MIB, &format!("{A}-3")),
             obj("foreign", 20 * MIB, &format!("{A}-4")),
         ];
-        let needs: Vec<_> = hashes_needed(&local, &remote, false, &HashMap::new())
+        let needs: Vec<_> = hashes_needed(&local, &remote, false, &ByKey::default())
             .into_iter()
             .map(|(f, n)| (f.key.as_str(), n))
             .collect();
@@ -708,7 +708,7 @@ mod tests {
         let local = [file("a.css", 1), file("index.html", 1), file("b.css", 2)];
         let remote = [obj("a.css", 1, A), obj("index.html", 1, A)];
         let etags = etags(&[("a.css", A), ("index.html", A)]);
-        let heads = HashMap::from([
+        let heads = ByKey::from([
             (Key::new("a.css"), HeadersDigest::of_text("stale")),
             (Key::new("index.html"), HeadersDigest::of_text("stale")),
         ]);
@@ -738,8 +738,8 @@ mod tests {
     fn size_only_skips_same_sizes_without_hashing() {
         let local = [file("a", 1), file("b", 2)];
         let remote = [obj("a", 1, A), obj("b", 1, A)];
-        assert!(hashes_needed(&local, &remote, true, &HashMap::new()).is_empty());
-        let etags = HashMap::new();
+        assert!(hashes_needed(&local, &remote, true, &ByKey::default()).is_empty());
+        let etags = ByKey::default();
         let settings = ObjectSettings::default();
         let p = plan(&PlanInput {
             size_only: true,
@@ -900,7 +900,7 @@ mod tests {
             },
             headers: headers_vouched,
         };
-        let trusted = HashMap::from([
+        let trusted = ByKey::from([
             (Key::new("same.css"), entry(wanted, true)),
             (
                 Key::new("fix.css"),
@@ -927,7 +927,7 @@ mod tests {
             heads_needed(&input),
             [Key::new("untrusted.css"), Key::new("touched.css")]
         );
-        let heads = HashMap::from([
+        let heads = ByKey::from([
             (Key::new("untrusted.css"), HeadersDigest::of_text("other")),
             (Key::new("touched.css"), HeadersDigest::of_text("other")),
         ]);
@@ -961,7 +961,7 @@ mod tests {
         let huge = COPY_LIMIT + 1;
         let local = [file("big.bin", huge)];
         let remote = [obj("big.bin", huge, A)];
-        let trusted = HashMap::from([(
+        let trusted = ByKey::from([(
             Key::new("big.bin"),
             Trusted {
                 entry: crate::model::ManifestEntry {
@@ -1012,7 +1012,7 @@ mod tests {
             cache_control: Some("max-age=60".into()),
             ..Default::default()
         };
-        let etags = HashMap::new();
+        let etags = ByKey::default();
         let local = [file("index.html", 1)];
         let p = plan(&input(&local, &[], &etags, &settings));
         let u = &p.uploads[0].upload;

@@ -10,7 +10,7 @@
 //! - a remote object with no file is deleted, kept or pending (DELETE_GRACE),
 //!   one of them, only in scope, and deleted only once its grace is over.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -20,7 +20,9 @@ use super::grace::{Grace, Judge, Mark};
 use super::rules::{Rule, Rules};
 use super::{PlanInput, plan, precompressed, scope};
 use crate::etag::Hashed;
-use crate::model::{ETag, HeadersDigest, Key, LocalFile, ObjectSettings, Prefix, RemoteObject};
+use crate::model::{
+    ByKey, ETag, HeadersDigest, Key, LocalFile, ObjectSettings, Prefix, RemoteObject,
+};
 
 const DIRS: &[&str] = &["", "a/", "a/b/", "c/"];
 const NAMES: &[&str] = &["index.html", "app.js", "sitemap.xml", "x", "data"];
@@ -168,7 +170,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             })
         })
         .collect();
-    let local_etags: HashMap<Key, Hashed> = case
+    let local_etags: ByKey<Hashed> = case
         .evidence
         .iter()
         .filter_map(|(relative, e)| {
@@ -180,7 +182,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             Some((prefix.join(relative), hashed))
         })
         .collect();
-    let remote_headers: HashMap<Key, HeadersDigest> = case
+    let remote_headers: ByKey<HeadersDigest> = case
         .evidence
         .iter()
         .filter(|(_, e)| e.stale_headers)
@@ -195,8 +197,8 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     let scoped = scope(local, Vec::new(), remote, prefix, &filters, &rules);
     let (local, remote) = (scoped.local, scoped.remote);
     let settings = ObjectSettings::default();
-    let trusted = HashMap::new();
-    let marks: HashMap<Key, Mark> = case
+    let trusted = ByKey::default();
+    let marks: ByKey<Mark> = case
         .evidence
         .iter()
         .filter_map(|(relative, e)| {
@@ -295,7 +297,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     }
     // Deleted only once this deploy makes the count of its grace.
     for key in &removed {
-        let counted = marks.get(*key).map_or(0, |m| m.deploys + 1);
+        let counted = marks.get(key).map_or(0, |m| m.deploys + 1);
         prop_assert!(
             case.grace == 0 || counted >= case.grace,
             "{} deleted after {} of {} deploys",

@@ -2,13 +2,11 @@
 //! remote ETag was (the only reads of file contents before the upload), and
 //! header digests read with HeadObject.
 
-use std::collections::HashMap;
-
 use futures::{StreamExt, TryStreamExt};
 
 use crate::edge::store::{ObjectStore, StoreError};
 use crate::etag::{self, HashNeed, Hashed};
-use crate::model::{HeadersDigest, Key, LocalFile};
+use crate::model::{ByKey, HeadersDigest, Key, LocalFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -27,7 +25,7 @@ pub enum CompareError {
 pub async fn local_etags<S: ObjectStore>(
     store: &S,
     needs: Vec<(&LocalFile, HashNeed)>,
-) -> Result<HashMap<Key, Hashed>, CompareError> {
+) -> Result<ByKey<Hashed>, CompareError> {
     // Hashing is CPU- and disk-bound: one blocking task per core. HeadObject
     // calls for foreign part sizes overlap with it.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -60,8 +58,9 @@ pub async fn local_etags<S: ObjectStore>(
         })
         .buffer_unordered(workers)
         .try_filter_map(|found| async move { Ok(found) })
-        .try_collect()
+        .try_collect::<Vec<_>>()
         .await
+        .map(ByKey::from)
 }
 
 /// The header digests of `keys`, read with one HeadObject each.
@@ -69,7 +68,7 @@ pub async fn remote_headers<S: ObjectStore>(
     store: &S,
     keys: Vec<Key>,
     concurrency: usize,
-) -> Result<HashMap<Key, HeadersDigest>, StoreError> {
+) -> Result<ByKey<HeadersDigest>, StoreError> {
     futures::stream::iter(keys)
         .map(|key| async move {
             let headers = store.headers(&key).await?;
@@ -77,6 +76,7 @@ pub async fn remote_headers<S: ObjectStore>(
         })
         .buffer_unordered(concurrency)
         .try_filter_map(|found| async move { Ok(found) })
-        .try_collect()
+        .try_collect::<Vec<_>>()
         .await
+        .map(ByKey::from)
 }

@@ -17,7 +17,6 @@ pub mod manifest;
 pub mod pacing;
 pub mod verify;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, Deploy};
@@ -27,7 +26,7 @@ use crate::edge::site::Site;
 use crate::edge::store::ObjectStore;
 use crate::etag::{self, HashNeed, Hashed};
 use crate::model::{
-    HeadersDigest, IncompleteUpload, Key, LocalFile, Location, Prefix, RemoteObject, Trusted,
+    ByKey, HeadersDigest, IncompleteUpload, LocalFile, Location, Prefix, RemoteObject, Trusted,
 };
 use crate::plan::grace::{Judge, Mark};
 use crate::plan::invalidation::Changed;
@@ -339,15 +338,15 @@ struct Ready {
     /// Incomplete multipart uploads old enough to abort.
     stale: Vec<IncompleteUpload>,
     previous: Option<Previous>,
-    trusted: HashMap<Key, Trusted>,
+    trusted: ByKey<Trusted>,
     /// DELETE_GRACE marks of the whole listing.
-    marks: HashMap<Key, Mark>,
-    hashes: HashMap<Key, Hashed>,
+    marks: ByKey<Mark>,
+    hashes: ByKey<Hashed>,
     /// The files hashed the way this pipe uploads them (none with
     /// SIZE_ONLY) that `hashes` did not take: what the next manifest
     /// records of an upload.
-    as_uploaded: HashMap<Key, Hashed>,
-    heads: HashMap<Key, HeadersDigest>,
+    as_uploaded: ByKey<Hashed>,
+    heads: ByKey<HeadersDigest>,
     plan: Plan,
 }
 
@@ -358,7 +357,7 @@ struct Local {
     links_skipped: usize,
     excluded: usize,
     /// Every file hashed as this pipe uploads it (see [`local_side`]).
-    hashes: HashMap<Key, Hashed>,
+    hashes: ByKey<Hashed>,
 }
 
 /// Scan, scope, compression and hashing, none of which needs the listing:
@@ -398,7 +397,7 @@ async fn local_side<S: ObjectStore, E: Sink>(
     let prepared = timed(sink, "compress", prepare)
         .await
         .expect("compression does not panic")?;
-    let mut hashes = HashMap::new();
+    let mut hashes = ByKey::default();
     if !target.size_only {
         let files = &prepared.files;
         let all = files
@@ -422,8 +421,8 @@ struct Remote {
     excluded: usize,
     stale: Vec<IncompleteUpload>,
     previous: Option<Previous>,
-    trusted: HashMap<Key, Trusted>,
-    marks: HashMap<Key, Mark>,
+    trusted: ByKey<Trusted>,
+    marks: ByKey<Mark>,
 }
 
 async fn remote_side<S: ObjectStore, E: Sink>(
@@ -482,22 +481,22 @@ async fn remote_side<S: ObjectStore, E: Sink>(
 async fn complete_hashes<S: ObjectStore>(
     store: &S,
     needs: Vec<(&LocalFile, HashNeed)>,
-    ready: &mut HashMap<Key, Hashed>,
-    hashes: &mut HashMap<Key, Hashed>,
+    ready: &mut ByKey<Hashed>,
+    hashes: &mut ByKey<Hashed>,
 ) -> Result<(), evidence::CompareError> {
-    let mut missing = Vec::new();
-    for (file, need) in needs {
-        if hashes.get(&file.key).is_some_and(|h| h.answers(need)) {
-            continue;
-        }
-        if ready.get(&file.key).is_some_and(|h| h.answers(need)) {
-            let (key, h) = ready.remove_entry(&file.key).expect("just found");
-            hashes.insert(key, h);
-        } else {
-            missing.push((file, need));
-        }
-    }
-    hashes.extend(evidence::local_etags(store, missing).await?);
+    let needs: ByKey<(&LocalFile, HashNeed)> = needs
+        .into_iter()
+        .filter(|(file, need)| !hashes.get(&file.key).is_some_and(|h| h.answers(*need)))
+        .map(|(file, need)| (file.key.clone(), (file, need)))
+        .collect();
+    let moved = ready.take_where(|key, h| needs.get(key).is_some_and(|(_, need)| h.answers(*need)));
+    let missing = needs
+        .into_iter()
+        .filter(|(key, _)| !moved.contains_key(key))
+        .map(|(_, need)| need)
+        .collect();
+    hashes.merge(moved);
+    hashes.merge(evidence::local_etags(store, missing).await?);
     Ok(())
 }
 
@@ -542,9 +541,9 @@ async fn prepare<S: ObjectStore, E: Sink>(
     });
 
     let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
-    let mut hashes = HashMap::new();
+    let mut hashes = ByKey::default();
     complete_hashes(store, needs, &mut as_uploaded, &mut hashes).await?;
-    let no_heads = HashMap::new();
+    let no_heads = ByKey::default();
     let mut input = PlanInput {
         local,
         remote: &remote,

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use crate::etag::Hashed;
 use crate::model::{
-    ETag, Headers, HeadersDigest, Key, LocalFile, ManifestEntry, ObjectSettings, Prefix,
+    ByKey, ETag, Headers, HeadersDigest, Key, LocalFile, ManifestEntry, ObjectSettings, Prefix,
     RemoteObject,
 };
 use crate::plan::filter::Filters;
@@ -188,13 +188,13 @@ fn deploy(name: &str, changed_every: Option<usize>) {
             part_size: None,
         }
     };
-    let mut hashes: HashMap<Key, Hashed> = needs
+    let mut hashes: ByKey<Hashed> = needs
         .iter()
         .map(|(f, _)| (f.key.clone(), hash(f)))
         .collect();
     drop(needs);
     stage("hashed");
-    let no_heads = HashMap::new();
+    let no_heads = ByKey::default();
     let settings = ObjectSettings::default();
     let rules = Rules::default();
     let globs = plan::entry_document_globs(plan::ENTRY_DOCUMENTS).unwrap();
@@ -242,7 +242,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
         .map(|(f, _)| (f.key.clone(), hash(f)))
         .collect();
     drop(uploaded);
-    hashes.extend(rehashed);
+    hashes.merge(rehashed.into_iter().collect());
     let next = manifest::next(
         previous.manifest.salt().clone(),
         DESTINATION,
