@@ -77,7 +77,7 @@ async fn deploy_through<S: ObjectStore, W: Site>(
     config: &Config,
     stop: &Stop,
 ) -> (Result<(), PipeError>, Value) {
-    let record = Record::new(None);
+    let record = Record::in_memory();
     let result = run::run(config, store, cdn, site, FAST, stop, &record).await;
     record.event(&Event::Finished(&result));
     (result, record.json())
@@ -345,7 +345,7 @@ async fn a_dry_run_records_every_action_as_not_attempted_and_writes_nothing() {
 
 #[test]
 fn a_validation_failure_is_recorded_with_every_error() {
-    let record = Record::new(None);
+    let record = Record::in_memory();
     let vars = [("S3_BUCKET", "Bad_Bucket"), ("ACL", "public")];
     let vars = vars.map(|(k, v)| (k.to_string(), v.to_string()));
     let result = Config::from_vars(vars, Path::new("/")).map(|_| ());

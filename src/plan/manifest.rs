@@ -66,10 +66,14 @@ pub fn is_state_object(key: &str) -> bool {
 /// them (for listings: the manifests, current or former; for local files:
 /// files that would overwrite one).
 pub fn take_state_objects<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) -> Vec<T> {
-    let (state, rest) = std::mem::take(items)
-        .into_iter()
-        .partition(|item| is_state_object(key(item)));
-    *items = rest;
+    // In place, one removal each (there are one or two): a partition would
+    // move every item into a new vector.
+    let at: Vec<usize> = (0..items.len())
+        .filter(|&i| is_state_object(key(&items[i])))
+        .collect();
+    let mut state: Vec<T> = at.into_iter().rev().map(|i| items.remove(i)).collect();
+    state.reverse();
+    items.shrink_to_fit();
     state
 }
 

@@ -414,15 +414,12 @@ async fn local_side<S: ObjectStore, E: Sink>(
     })
 }
 
-/// The listing's side: the objects in scope, the state objects taken out,
-/// and the manifest read alongside the listing rather than after it.
+/// The listing's side: every object listed but the state objects, and
+/// the manifest, read alongside the listing rather than after it.
 struct Remote {
     remote: Vec<RemoteObject>,
-    excluded: usize,
     stale: Vec<IncompleteUpload>,
     previous: Option<Previous>,
-    trusted: ByKey<Trusted>,
-    marks: ByKey<Mark>,
 }
 
 async fn remote_side<S: ObjectStore, E: Sink>(
@@ -446,32 +443,17 @@ async fn remote_side<S: ObjectStore, E: Sink>(
     for former in state.iter().filter(|s| !is_current(target, &s.key)) {
         sink.event(&Event::FormerManifest { key: &former.key });
     }
-    let mut previous = match (&target.manifest, fetched) {
+    let previous = match (&target.manifest, fetched) {
         (Some(at), Some(fetched)) => {
             let prefix = &target.prefix;
             manifest::read(fetched, at, prefix, &state, destination, sink)?
         }
         _ => None,
     };
-    // Trust and marks are read over the whole listing: the next manifest
-    // keeps the entries of keys the filters leave out.
-    let trusted = previous
-        .as_mut()
-        .map(|p| p.take_trusted(&remote))
-        .unwrap_or_default();
-    let marks = previous
-        .as_ref()
-        .map(|p| p.marks(&remote))
-        .unwrap_or_default();
-    let (remote, excluded) =
-        plan::scope_remote(remote, &target.prefix, &target.filters, &target.rules);
     Ok(Remote {
         remote,
-        excluded,
         stale,
         previous,
-        trusted,
-        marks,
     })
 }
 
@@ -517,11 +499,8 @@ async fn prepare<S: ObjectStore, E: Sink>(
     let (local, remote_side) = timed(sink, "scan and list", both).await?;
     let Remote {
         mut remote,
-        excluded: remote_excluded,
         stale,
-        previous,
-        trusted,
-        marks,
+        mut previous,
     } = remote_side;
     let Local {
         prepared,
@@ -529,10 +508,23 @@ async fn prepare<S: ObjectStore, E: Sink>(
         excluded: local_excluded,
         hashes: mut as_uploaded,
     } = local;
-    let excluded = local_excluded + remote_excluded;
     let local = &prepared.files;
-    // One copy of each key: the listing's are let go.
+    // One copy of each key: the listing's are let go, and the evidence
+    // below holds the files' keys.
     plan::share_keys(local, &mut remote);
+    // Trust and marks are read over the whole listing: the next manifest
+    // keeps the entries of keys the filters leave out.
+    let trusted = previous
+        .as_mut()
+        .map(|p| p.take_trusted(&remote))
+        .unwrap_or_default();
+    let marks = previous
+        .as_ref()
+        .map(|p| p.marks(&remote))
+        .unwrap_or_default();
+    let (remote, remote_excluded) =
+        plan::scope_remote(remote, &target.prefix, &target.filters, &target.rules);
+    let excluded = local_excluded + remote_excluded;
     sink.event(&Event::Scanned {
         local: local.len(),
         remote: remote.len(),

@@ -160,10 +160,12 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     let prefix = Prefix::new("site");
 
     let local = local_files(&prefix);
-    let remote = listing(&local);
+    let mut remote = listing(&local);
     stage("listed");
     let mut previous = previous(&remote, &prefix);
     stage("manifest read");
+    // As `run::prepare` does: the evidence holds the files' keys.
+    plan::share_keys(&local, &mut remote);
     let trusted = previous.take_trusted(&remote);
     let marks = previous.marks(&remote);
     stage("trusted");
