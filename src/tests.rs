@@ -648,7 +648,7 @@ async fn no_object_the_pipe_writes_names_a_key_the_site_does_not_link() {
     for name in ["embargoed", "press", "customer-7f3a9", "downloads", "index"] {
         assert!(!manifest.contains(name), "{name} in {manifest}");
     }
-    assert!(manifest.contains("\"version\":2"), "{manifest}");
+    assert!(manifest.contains("\"version\":3"), "{manifest}");
 }
 
 #[tokio::test]
@@ -907,7 +907,7 @@ async fn a_local_file_named_like_the_manifest_is_not_uploaded() {
     result.unwrap();
     assert_eq!(report["totals"]["uploaded"], 1);
     let manifest = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
-    assert!(manifest.contains("\"version\":2"), "{manifest}");
+    assert!(manifest.contains("\"version\":3"), "{manifest}");
 }
 
 // --- DELETE_GRACE ------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_header_only_change_is_fixed_in_place(tmp_path, deploy, s3, bucket, moto
     site = make_site(tmp_path / "site", FILES)
     assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
-    assert manifest["version"] == 2 and len(manifest["objects"]) == len(FILES)
+    assert manifest["version"] == 3 and len(manifest["objects"]) == len(FILES)
     assert not set(manifest["objects"]) & set(FILES), "keys are digested"
     with moto.record() as requests:
         proc = deploy(site, CACHE_CONTROL="max-age=3600", REPORT_FILE=str(tmp_path / "report.json"))
@@ -153,7 +153,7 @@ def test_nothing_the_pipe_writes_names_an_unlinked_key(tmp_path, deploy, s3, buc
         for secret in (b"embargoed", b"press", b"customer-7f3a9", b"downloads"):
             assert secret not in body, (key, secret)
     manifest = json.loads(public.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
-    assert manifest["version"] == 2 and len(manifest["objects"]) == len(UNLINKED)
+    assert manifest["version"] == 3 and len(manifest["objects"]) == len(UNLINKED)
 
 
 def headers_digest(content_type, cache_control=None):
@@ -184,7 +184,7 @@ def test_a_clear_text_manifest_is_migrated_on_the_first_deploy(tmp_path, deploy,
     assert heads(requests) == [], "its entries still hold"
     assert [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in writes(requests)] == [MANIFEST]
     body = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
-    assert json.loads(body)["version"] == 2 and b"embargoed" not in body
+    assert json.loads(body)["version"] == 3 and b"embargoed" not in body
     with moto.record() as requests:
         assert deploy(site).returncode == 0
     assert writes(requests) == [] and heads(requests) == []
@@ -298,7 +298,7 @@ def test_a_manifest_outside_the_prefix_leaves_only_site_files(tmp_path, deploy, 
     listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="site/")["Contents"])
     assert listed == sorted("site/" + k for k in FILES)
     body = s3.get_object(Bucket=state, Key=key)["Body"].read()
-    assert json.loads(body)["version"] == 2 and b"page" not in body
+    assert json.loads(body)["version"] == 3 and b"page" not in body
     with moto.record() as requests:
         proc = deploy(site, prefix="site", env=env)
     assert proc.returncode == 0, proc.output

@@ -300,9 +300,10 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             Some(p) => p.manifest.salt().clone(),
             None => manifest::fresh_salt()?,
         };
-        let next = decide::next(
+        let next = decide::next_if_needed(
             salt,
             &destination,
+            previous.as_ref(),
             &plan,
             &decide::Evidence {
                 trusted: &trusted,
@@ -313,13 +314,11 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
                 marks: &marks,
             },
         );
-        if decide::needs_write(previous.as_ref(), &next) {
-            pending = Some(PendingManifest {
-                at: at.clone(),
-                manifest: next.manifest,
-                settled: done.last_write,
-            });
-        }
+        pending = next.map(|next| PendingManifest {
+            at: at.clone(),
+            manifest: next.manifest,
+            settled: done.last_write,
+        });
     }
     sink.event(&Event::Deployed {
         plan: &plan,
