@@ -97,7 +97,7 @@ impl<V> ByKey<V> {
 
     /// In key order.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.into_iter()
     }
 
     /// Takes out the entries `take` chooses, in key order.
