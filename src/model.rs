@@ -3,10 +3,12 @@
 //! module can use these types without pulling in a stage.
 
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -67,20 +69,64 @@ impl<'de> Deserialize<'de> for Key {
 /// Values by key, held as one vector sorted by key: 16 bytes of key and
 /// the value an entry, where a hash map of a million keys reserves two
 /// million slots (2^21, for its 7/8 load) and costs more than twice that.
-/// Built once, then read: [`ByKey::get`] is a binary search.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ByKey<V>(Vec<(Key, V)>);
-
-impl<V> Default for ByKey<V> {
-    fn default() -> Self {
-        ByKey(Vec::new())
-    }
+/// Built once, then read: [`ByKey::get`] searches from where the last
+/// lookup ended, so a walk in key order (the planner's) costs a few
+/// comparisons a key, and any other order a binary search.
+pub struct ByKey<V> {
+    pairs: Vec<(Key, V)>,
+    /// Where the last lookup ended: a hint, never a promise (an atomic, so
+    /// that a shared map stays `Sync`; relaxed, since any value is safe).
+    last: AtomicUsize,
 }
 
 impl<V> ByKey<V> {
+    fn new(pairs: Vec<(Key, V)>) -> Self {
+        ByKey {
+            pairs,
+            last: AtomicUsize::new(0),
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&V> {
-        let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
-        Some(&self.0[at].1)
+        let at = self.position(key).ok()?;
+        Some(&self.pairs[at].1)
+    }
+
+    /// [`slice::binary_search`]'s answer, found by galloping forward from
+    /// the last lookup's place when `key` sorts after it: O(log d) for a
+    /// key d places on.
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        let pairs = &self.pairs;
+        let order = |at: usize| {
+            let k = pairs[at].0.as_str();
+            // The same allocation (keys are shared): equal, unread.
+            if std::ptr::eq(k, key) {
+                Ordering::Equal
+            } else {
+                k.cmp(key)
+            }
+        };
+        let last = self.last.load(Relaxed).min(pairs.len());
+        // The key's place is in `from..to`.
+        let (from, to) = if last < pairs.len() && order(last) != Ordering::Greater {
+            let (mut from, mut step) = (last, 1);
+            loop {
+                let probe = from + step;
+                if probe >= pairs.len() || order(probe) == Ordering::Greater {
+                    break (from, probe.min(pairs.len()));
+                }
+                from = probe;
+                step *= 2;
+            }
+        } else {
+            (0, last)
+        };
+        let found = pairs[from..to]
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .map(|at| from + at)
+            .map_err(|at| from + at);
+        self.last.store(found.unwrap_or_else(|at| at), Relaxed);
+        found
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -88,11 +134,11 @@ impl<V> ByKey<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs.is_empty()
     }
 
     /// In key order.
@@ -107,7 +153,7 @@ impl<V> ByKey<V> {
             Vec::with_capacity(self.len()),
             Vec::with_capacity(self.len()),
         );
-        for (k, v) in std::mem::take(&mut self.0) {
+        for (k, v) in std::mem::take(&mut self.pairs) {
             if take(&k, &v) {
                 taken.push((k, v));
             } else {
@@ -116,8 +162,8 @@ impl<V> ByKey<V> {
         }
         kept.shrink_to_fit();
         taken.shrink_to_fit();
-        self.0 = kept;
-        ByKey(taken)
+        self.pairs = kept;
+        ByKey::new(taken)
     }
 
     /// Adds `more`; of two entries for one key, `more`'s stays.
@@ -125,8 +171,8 @@ impl<V> ByKey<V> {
         if self.is_empty() {
             *self = more;
         } else if !more.is_empty() {
-            let mut all = std::mem::take(&mut self.0);
-            all.extend(more.0);
+            let mut all = std::mem::take(&mut self.pairs);
+            all.extend(more.pairs);
             *self = ByKey::from(all);
         }
     }
@@ -148,7 +194,7 @@ impl<V> From<Vec<(Key, V)>> for ByKey<V> {
             });
         }
         pairs.shrink_to_fit();
-        ByKey(pairs)
+        ByKey::new(pairs)
     }
 }
 
@@ -177,7 +223,7 @@ impl<'a, V> IntoIterator for &'a ByKey<V> {
     type IntoIter =
         std::iter::Map<std::slice::Iter<'a, (Key, V)>, fn(&'a (Key, V)) -> (&'a Key, &'a V)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.pairs.iter().map(|(k, v)| (k, v))
     }
 }
 
@@ -185,7 +231,33 @@ impl<V> IntoIterator for ByKey<V> {
     type Item = (Key, V);
     type IntoIter = std::vec::IntoIter<(Key, V)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.pairs.into_iter()
+    }
+}
+
+impl<V> Default for ByKey<V> {
+    fn default() -> Self {
+        ByKey::new(Vec::new())
+    }
+}
+
+impl<V: Clone> Clone for ByKey<V> {
+    fn clone(&self) -> Self {
+        ByKey::new(self.pairs.clone())
+    }
+}
+
+impl<V: PartialEq> PartialEq for ByKey<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs == other.pairs
+    }
+}
+
+impl<V: Eq> Eq for ByKey<V> {}
+
+impl<V: fmt::Debug> fmt::Debug for ByKey<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -963,6 +1035,34 @@ mod tests {
         let mut empty = ByKey::default();
         empty.merge(odd);
         assert_eq!(empty.get("b"), Some(&3));
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of lookups (the planner's walk in key order,
+        /// backwards, at random), each finds what a binary search finds:
+        /// where the last one ended is only where the next one starts.
+        #[test]
+        fn by_key_lookups_in_any_order_agree_with_a_map(
+            keys in proptest::collection::btree_set("[a-e]{0,3}", 0..40),
+            lookups in proptest::collection::vec("[a-e]{0,3}", 0..60),
+            walk in proptest::bool::ANY,
+        ) {
+            let map: std::collections::BTreeMap<String, usize> =
+                keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+            let by_key: ByKey<usize> =
+                map.iter().map(|(k, v)| (Key::new(k.as_str()), *v)).collect();
+            let mut lookups = lookups;
+            if walk {
+                lookups.sort();
+            }
+            for key in &lookups {
+                proptest::prop_assert_eq!(by_key.get(key), map.get(key));
+            }
+            // Its own keys, which it finds by address.
+            for (key, v) in &by_key {
+                proptest::prop_assert_eq!(by_key.get(key), Some(v));
+            }
+        }
     }
 
     #[test]

@@ -202,6 +202,7 @@ impl<V> ByDigest<V> {
         ByDigest(pairs)
     }
 
+    #[cfg(test)]
     fn get(&self, digest: &Digest) -> Option<&V> {
         let at = self.0.binary_search_by_key(digest, |(d, _)| *d).ok()?;
         Some(&self.0[at].1)
@@ -423,10 +424,31 @@ impl Previous {
     /// manifest's second or later may have been written after it (a killed
     /// run of ours, another tool) and needs a HeadObject.
     pub fn trusted(&self, remote: &[RemoteObject]) -> ByKey<Trusted> {
-        remote
+        let salt = &self.manifest.salt;
+        // The listed keys' digests in digest order, walked beside the
+        // entries (in the same order): a search per key would jump through
+        // a million entries at random, a cache miss at every step.
+        let mut digests: Vec<(Digest, usize)> = remote
             .iter()
-            .filter_map(|r| {
-                let entry = self.manifest.objects.get(&self.manifest.salt.key(&r.key))?;
+            .enumerate()
+            .map(|(at, r)| (salt.key(&r.key), at))
+            .collect();
+        digests.sort_unstable();
+        let mut entries = self.manifest.objects.0.iter().peekable();
+        let mut found: Vec<(usize, &Entry)> = digests
+            .into_iter()
+            .filter_map(|(digest, at)| {
+                while entries.next_if(|(d, _)| *d < digest).is_some() {}
+                let (_, entry) = entries.peek().filter(|(d, _)| *d == digest)?;
+                Some((at, entry))
+            })
+            .collect();
+        // Back in the listing's order, which is the keys'.
+        found.sort_unstable_by_key(|(at, _)| *at);
+        found
+            .into_iter()
+            .filter_map(|(at, entry)| {
+                let r = &remote[at];
                 (entry.etag == r.etag).then(|| {
                     let trusted = Trusted {
                         entry: entry.clone(),

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod grace;
 pub mod guard;
 pub mod invalidation;
+pub mod join;
 pub mod manifest;
 pub mod precompressed;
 #[cfg(test)]
@@ -19,7 +20,6 @@ pub mod uploads;
 pub mod verify;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::etag::{self, HashNeed, Hashed};
@@ -148,13 +148,9 @@ pub fn hashes_needed<'a>(
     if size_only {
         return Vec::new();
     }
-    let remote: HashMap<&str, &RemoteObject> = remote.iter().map(|r| (r.key.as_str(), r)).collect();
-    local
-        .iter()
-        .filter_map(|file| {
-            let obj = remote
-                .get(file.key.as_str())
-                .filter(|r| r.size == file.size)?;
+    join::files(local, remote)
+        .filter_map(|(file, obj)| {
+            let obj = obj.filter(|r| r.size == file.size)?;
             if let Some(t) = trusted.get(&file.key) {
                 let need = t
                     .entry
@@ -352,17 +348,10 @@ fn content(file: &LocalFile, obj: Option<&RemoteObject>, input: &PlanInput) -> R
 /// The keys whose content is unchanged but whose headers only a HeadObject
 /// can tell: those no trusted manifest entry vouches for, headers included.
 pub fn heads_needed(input: &PlanInput) -> Vec<Key> {
-    let remote: HashMap<&str, &RemoteObject> =
-        input.remote.iter().map(|r| (r.key.as_str(), r)).collect();
-    input
-        .local
-        .iter()
-        .filter(|f| !headers_vouched(input, &f.key))
-        .filter(|f| {
-            let obj = remote.get(f.key.as_str()).copied();
-            content(f, obj, input) == Reason::Unchanged
-        })
-        .map(|f| f.key.clone())
+    join::files(input.local, input.remote)
+        .filter(|(f, _)| !headers_vouched(input, &f.key))
+        .filter(|(f, obj)| content(f, *obj, input) == Reason::Unchanged)
+        .map(|(f, _)| f.key.clone())
         .collect()
 }
 
@@ -394,11 +383,18 @@ fn upload_of(file: &LocalFile, input: &PlanInput) -> Upload {
 pub const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
 pub fn plan(input: &PlanInput) -> Plan {
-    let mut remote: BTreeMap<&str, &RemoteObject> =
-        input.remote.iter().map(|r| (r.key.as_str(), r)).collect();
     let mut plan = Plan::default();
-    for file in input.local {
-        let obj = remote.remove(file.key.as_str());
+    // Listed objects without a file, in key order: deleted or kept below.
+    let mut unmatched = Vec::new();
+    for side in join::by_key(input.local, input.remote) {
+        let (file, obj) = match side {
+            join::Side::Remote(obj) => {
+                unmatched.push(obj);
+                continue;
+            }
+            join::Side::Local(file) => (file, None),
+            join::Side::Both(file, obj) => (file, Some(obj)),
+        };
         let reason = content(file, obj, input);
         let upload = upload_of(file, input);
         let wave = input
@@ -438,8 +434,8 @@ pub fn plan(input: &PlanInput) -> Plan {
     }
     plan.uploads.sort_by_key(|u| u.wave);
     plan.copies.sort_by_key(|u| u.wave);
-    for (key, obj) in remote {
-        let key = Key::new(key);
+    for obj in unmatched {
+        let key = obj.key.clone();
         if !input.delete {
             plan.kept.push(key);
             continue;
@@ -614,9 +610,9 @@ mod tests {
         assert_eq!(
             needs,
             [
-                ("same", HashNeed::Md5),
+                ("foreign", HashNeed::PartsOfRemote),
                 ("ours", HashNeed::Parts(8 * MIB)),
-                ("foreign", HashNeed::PartsOfRemote)
+                ("same", HashNeed::Md5),
             ]
         );
     }
@@ -693,11 +689,12 @@ mod tests {
         assert_eq!(
             steps,
             [
-                (Assets, Write::Put, vec!["app.js", "img/x.png", "data.xml"]),
+                // Key order within a step, whatever the scan's order.
+                (Assets, Write::Put, vec!["app.js", "data.xml", "img/x.png"]),
                 (
                     EntryDocuments,
                     Write::Put,
-                    vec!["index.html", "docs/a.HTM", "robots.txt", "sitemap-1.xml"]
+                    vec!["docs/a.HTM", "index.html", "robots.txt", "sitemap-1.xml"]
                 ),
             ]
         );
@@ -925,7 +922,8 @@ mod tests {
         };
         assert_eq!(
             heads_needed(&input),
-            [Key::new("untrusted.css"), Key::new("touched.css")]
+            // In key order, whatever the order of the files.
+            [Key::new("touched.css"), Key::new("untrusted.css")]
         );
         let heads = ByKey::from([
             (Key::new("untrusted.css"), HeadersDigest::of_text("other")),
@@ -943,14 +941,14 @@ mod tests {
             copies,
             [
                 ("fix.css", &Reason::HeadersChanged),
+                ("touched.css", &Reason::HeadersChanged),
                 ("untrusted.css", &Reason::HeadersChanged),
-                ("touched.css", &Reason::HeadersChanged)
             ]
         );
         assert_eq!(reasons(&p), [("edited.css", &Reason::ContentChanged)]);
         assert_eq!(
             p.changed_keys(),
-            ["edited.css", "fix.css", "untrusted.css", "touched.css"]
+            ["edited.css", "fix.css", "touched.css", "untrusted.css"]
                 .map(Key::new)
                 .to_vec()
         );
