@@ -431,9 +431,11 @@ impl fmt::Display for ETag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Tag::Digest { md5, parts } => {
-                for byte in md5 {
-                    write!(f, "{byte:02x}")?;
-                }
+                // One write of the hex (a manifest writes millions), not
+                // one formatted write per byte.
+                let mut hex = [0u8; 32];
+                hex::encode_to_slice(md5, &mut hex).expect("twice the bytes");
+                f.write_str(std::str::from_utf8(&hex).expect("hex is ASCII"))?;
                 if *parts > 0 {
                     write!(f, "-{parts}")?;
                 }

@@ -704,7 +704,7 @@ mod tests {
     use super::*;
     use crate::model::{ObjectSettings, Upload};
     use crate::plan::grace::{Expiry, PendingDelete};
-    use crate::plan::{PlannedDelete, PlannedUpload, Reason, Wave};
+    use crate::plan::{PlannedDelete, PlannedUpload, Reason, Skip, Wave};
 
     const DEST: &str = "s3://b/site/";
     /// The manifest's own LastModified in these tests.
@@ -987,7 +987,7 @@ mod tests {
         let plan = Plan {
             skips: remote
                 .iter()
-                .map(|r| (r.key.clone(), Reason::Unchanged))
+                .map(|r| (r.key.clone(), Skip::Unchanged))
                 .collect(),
             ..Plan::default()
         };
@@ -1028,7 +1028,7 @@ mod tests {
             let plan = Plan {
                 skips: skipped
                     .iter()
-                    .map(|r| (r.key.clone(), Reason::Unchanged))
+                    .map(|r| (r.key.clone(), Skip::Unchanged))
                     .collect(),
                 deletes: deleted
                     .iter()
@@ -1154,7 +1154,7 @@ mod tests {
         // A deploy that excludes left-out/: app.1.js pending once more,
         // app.0.js's grace over (deleted), back.js back in the folder.
         let plan = Plan {
-            skips: vec![(Key::new("site/back.js"), Reason::Unchanged)],
+            skips: vec![(Key::new("site/back.js"), Skip::Unchanged)],
             deletes: vec![PlannedDelete {
                 key: Key::new("site/app.0.js"),
                 size: 1,

@@ -208,6 +208,33 @@ impl fmt::Display for Reason {
     }
 }
 
+/// Why a file is left as it is: one of two [`Reason`]s, in one byte
+/// instead of the 32 of any reason (a million skips are held at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    Unchanged,
+    SameSize,
+}
+
+impl Skip {
+    pub fn reason(self) -> Reason {
+        match self {
+            Skip::Unchanged => Reason::Unchanged,
+            Skip::SameSize => Reason::SameSize,
+        }
+    }
+
+    pub fn text(self) -> Cow<'static, str> {
+        self.reason().text()
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
 /// Uploads go in two waves so that no visitor gets a new page that points
 /// at an asset not uploaded yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -281,7 +308,7 @@ pub struct Plan {
     /// Same content, other headers: fixed in place with CopyObject.
     pub copies: Vec<PlannedUpload>,
     /// Keys left as they are, with why.
-    pub skips: Vec<(Key, Reason)>,
+    pub skips: Vec<(Key, Skip)>,
     pub deletes: Vec<PlannedDelete>,
     /// Remote objects with no local file, kept because DELETE_FLAG is off.
     pub kept: Vec<Key>,
@@ -400,7 +427,12 @@ pub fn plan(input: &PlanInput) -> Plan {
         let wave = input
             .entry_documents
             .map_or(Wave::Assets, |globs| wave(file.relative(), globs));
-        if matches!(reason, Reason::Unchanged | Reason::SameSize) {
+        let skip = match reason {
+            Reason::Unchanged => Some(Skip::Unchanged),
+            Reason::SameSize => Some(Skip::SameSize),
+            _ => None,
+        };
+        if let Some(skip) = skip {
             let wanted = upload.headers().digest();
             let actual = input
                 .trusted
@@ -422,7 +454,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                     plan.copies.push(fix);
                 }
             } else {
-                plan.skips.push((file.key.clone(), reason));
+                plan.skips.push((file.key.clone(), skip));
             }
             continue;
         }
@@ -579,7 +611,7 @@ mod tests {
             .collect()
     }
 
-    fn skip(key: &str, reason: Reason) -> (Key, Reason) {
+    fn skip(key: &str, reason: Skip) -> (Key, Skip) {
         (Key::new(key), reason)
     }
 
@@ -649,7 +681,7 @@ mod tests {
                 ("e", &Reason::NotComparable(ETag::new("opaque"))),
             ]
         );
-        assert_eq!(p.skips, [skip("a", Reason::Unchanged)]);
+        assert_eq!(p.skips, [skip("a", Skip::Unchanged)]);
         assert_eq!(
             p.deletes,
             [PlannedDelete {
@@ -742,7 +774,7 @@ mod tests {
             size_only: true,
             ..input(&local, &remote, &etags, &settings)
         });
-        assert_eq!(p.skips, [skip("a", Reason::SameSize)]);
+        assert_eq!(p.skips, [skip("a", Skip::SameSize)]);
         assert_eq!(
             reasons(&p),
             [(
@@ -931,7 +963,7 @@ mod tests {
         ]);
         input.remote_headers = &heads;
         let p = plan(&input);
-        assert_eq!(p.skips, [skip("same.css", Reason::Unchanged)]);
+        assert_eq!(p.skips, [skip("same.css", Skip::Unchanged)]);
         let copies: Vec<_> = p
             .copies
             .iter()

@@ -9,30 +9,35 @@ use crate::plan::manifest::{Manifest, Previous, Read, SALT_BYTES, Salt};
 
 use super::events::{Event, Sink};
 
-/// Reads what GetObject of the manifest at `at` returned (`fetched`: it is
+/// What GetObject of the manifest at `at` returned (`fetched`: it is
 /// requested alongside the listing, so a small change costs no round trip
-/// for it). `state` holds the state objects the listing of `prefix`
-/// showed: when the manifest would be among them and is not, there is
-/// none, and what the GetObject said (even an error: a role without
-/// s3:GetObject) does not matter. `None` when there is none, it cannot be
-/// read, or it belongs to another destination (then every key falls back
-/// to HeadObject, and the next write replaces it). A version 1 manifest
-/// comes back indexed under a new salt, to be rewritten.
-pub fn read<E: Sink>(
+/// for it), when it matters. `state` holds the state objects the listing
+/// of `prefix` showed: when the manifest would be among them and is not,
+/// there is none, and what the GetObject said (even an error: a role
+/// without s3:GetObject) does not matter.
+pub fn found(
     fetched: Result<Option<Fetched>, StoreError>,
     at: &Location,
     prefix: &Prefix,
     state: &[RemoteObject],
-    destination: &str,
-    sink: &E,
-) -> Result<Option<Previous>, StoreError> {
+) -> Result<Option<Fetched>, StoreError> {
     let listed = at.bucket.is_none() && prefix.contains(&at.key);
     if listed && !state.iter().any(|s| s.key == at.key) {
         return Ok(None);
     }
-    let Some(fetched) = fetched? else {
-        return Ok(None);
-    };
+    fetched
+}
+
+/// The manifest [`found`] found, read: `None` when it cannot be read or
+/// belongs to another destination (then every key falls back to
+/// HeadObject, and the next write replaces it). A version 1 manifest comes
+/// back indexed under a new salt, to be rewritten.
+pub fn read<E: Sink>(
+    fetched: Fetched,
+    at: &Location,
+    destination: &str,
+    sink: &E,
+) -> Result<Option<Previous>, StoreError> {
     Ok(match Manifest::read(&fetched.body, destination) {
         Read::Current(manifest) => Some(Previous {
             manifest,
@@ -148,7 +153,6 @@ mod tests {
 
     #[test]
     fn the_manifest_read_alongside_the_listing_counts_only_if_listed() {
-        let sink = super::super::events::Listeners(Vec::new());
         let at = Location {
             bucket: None,
             key: "site/.s3-cloudfront-deploy-manifest.json".into(),
@@ -162,12 +166,8 @@ mod tests {
                 message: "Access Denied".into(),
             })
         };
-        let dest = "s3://b/site/";
         // Not in the listing: there is none, whatever GetObject said.
-        assert_eq!(
-            read(denied(), &at, &prefix, &[], dest, &sink).unwrap(),
-            None
-        );
+        assert!(found(denied(), &at, &prefix, &[]).unwrap().is_none());
         // Listed: GetObject's error is the deploy's.
         let listed = RemoteObject {
             key: at.key.clone(),
@@ -175,7 +175,7 @@ mod tests {
             etag: crate::model::ETag::new("\"e\""),
             last_modified: 0,
         };
-        let failed = read(denied(), &at, &prefix, &[listed], dest, &sink);
+        let failed = found(denied(), &at, &prefix, &[listed]);
         assert_eq!(failed.unwrap_err().code.as_deref(), Some("AccessDenied"));
     }
 

@@ -23,7 +23,7 @@ use crate::config::{Config, Deploy};
 use crate::edge::cdn::{Cdn, Distribution};
 use crate::edge::scan;
 use crate::edge::site::Site;
-use crate::edge::store::ObjectStore;
+use crate::edge::store::{Fetched, ObjectStore};
 use crate::etag::{self, HashNeed, Hashed};
 use crate::model::{
     ByKey, HeadersDigest, IncompleteUpload, LocalFile, Location, Prefix, RemoteObject, Trusted,
@@ -296,6 +296,10 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
     if let (Some(at), false) = (&target.manifest, target.dry_run) {
         let uploaded = decide::hashes_for_next(local, &plan);
         complete_hashes(store, uploaded, &mut as_uploaded, &mut hashes).await?;
+        // The uploads are over and the hashes taken: the files (and their
+        // compressed copies) go before the next manifest, a copy of every
+        // entry, is built.
+        drop((prepared, as_uploaded));
         let salt = match &previous {
             Some(p) => p.manifest.salt().clone(),
             None => manifest::fresh_salt()?,
@@ -418,13 +422,14 @@ async fn local_side<S: ObjectStore, E: Sink>(
 struct Remote {
     remote: Vec<RemoteObject>,
     stale: Vec<IncompleteUpload>,
-    previous: Option<Previous>,
+    /// The manifest's object, read once the listing's keys are shared
+    /// (see [`prepare`]).
+    manifest: Option<Fetched>,
 }
 
 async fn remote_side<S: ObjectStore, E: Sink>(
     target: &Deploy,
     store: &S,
-    destination: &str,
     sink: &E,
 ) -> Result<Remote, PipeError> {
     let stale = find_stale(store, &target.prefix, target.abort_incomplete_after, sink);
@@ -442,17 +447,14 @@ async fn remote_side<S: ObjectStore, E: Sink>(
     for former in state.iter().filter(|s| !is_current(target, &s.key)) {
         sink.event(&Event::FormerManifest { key: &former.key });
     }
-    let previous = match (&target.manifest, fetched) {
-        (Some(at), Some(fetched)) => {
-            let prefix = &target.prefix;
-            manifest::read(fetched, at, prefix, &state, destination, sink)?
-        }
+    let manifest = match (&target.manifest, fetched) {
+        (Some(at), Some(fetched)) => manifest::found(fetched, at, &target.prefix, &state)?,
         _ => None,
     };
     Ok(Remote {
         remote,
         stale,
-        previous,
+        manifest,
     })
 }
 
@@ -489,7 +491,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
 ) -> Result<Ready, PipeError> {
     let both = async {
         let local = local_side(target, store, sink);
-        let remote = remote_side(target, store, destination, sink);
+        let remote = remote_side(target, store, sink);
         let (local, remote) = tokio::join!(local, remote);
         // S3's refusal first: it may be why the rest is moot.
         let remote = remote?;
@@ -499,7 +501,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
     let Remote {
         mut remote,
         stale,
-        mut previous,
+        manifest,
     } = remote_side;
     let Local {
         prepared,
@@ -511,6 +513,13 @@ async fn prepare<S: ObjectStore, E: Sink>(
     // One copy of each key: the listing's are let go, and the evidence
     // below holds the files' keys.
     plan::share_keys(local, &mut remote);
+    crate::edge::allocator::give_back();
+    // Read after the listing's keys are let go, not beside them: its JSON
+    // and entries are the largest things a deploy holds.
+    let mut previous = match (&target.manifest, manifest) {
+        (Some(at), Some(fetched)) => manifest::read(fetched, at, destination, sink)?,
+        _ => None,
+    };
     // Trust and marks are read over the whole listing: the next manifest
     // keeps the entries of keys the filters leave out.
     let trusted = previous
