@@ -390,7 +390,7 @@ fn headers_vouched(input: &PlanInput, key: &Key) -> bool {
 fn upload_of(file: &LocalFile, input: &PlanInput) -> Upload {
     let mut settings = rules::merge(input.settings, input.rules.first_match(file.relative()));
     if let Some(encoding) = file.encoding {
-        settings.content_encoding = Some(encoding.to_string());
+        settings.content_encoding = Some(encoding.as_str().to_string());
     }
     Upload {
         key: file.key.clone(),

@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::model::LocalFile;
+use crate::model::{Encoding, LocalFile};
 
 /// Sibling suffixes and the Content-Encoding each stands for, preferred
 /// first: brotli compresses text smaller than gzip.
-pub const SIBLINGS: [(&str, &str); 2] = [(".br", "br"), (".gz", "gzip")];
+pub const SIBLINGS: [(&str, Encoding); 2] = [(".br", Encoding::Br), (".gz", Encoding::Gzip)];
 
 /// `files` with each file that has a sibling (`x.br`, else `x.gz`, next to
 /// `x`) served from it: the sibling's path and size, and its
@@ -70,7 +70,7 @@ mod tests {
             file("a.gz", 40),
             file("a.gz.br", 4),
         ];
-        let view: Vec<(String, String, u64, Option<&str>)> = serve_siblings(files)
+        let view: Vec<(String, String, u64, Option<Encoding>)> = serve_siblings(files)
             .into_iter()
             .map(|f| {
                 let path = f
@@ -88,13 +88,13 @@ mod tests {
         assert_eq!(
             view,
             [
-                row("app.js", "app.js.br", 20, Some("br")),
+                row("app.js", "app.js.br", 20, Some(Encoding::Br)),
                 row("app.js.br", "app.js.br", 20, None),
                 row("app.js.gz", "app.js.gz", 30, None),
-                row("sitemap.xml", "sitemap.xml.gz", 10, Some("gzip")),
+                row("sitemap.xml", "sitemap.xml.gz", 10, Some(Encoding::Gzip)),
                 row("sitemap.xml.gz", "sitemap.xml.gz", 10, None),
                 row("data.gz", "data.gz", 5, None),
-                row("a.gz", "a.gz.br", 4, Some("br")),
+                row("a.gz", "a.gz.br", 4, Some(Encoding::Br)),
                 row("a.gz.br", "a.gz.br", 4, None),
             ]
         );

@@ -2,7 +2,7 @@
 //! rule whose pattern matches a file decides; the variables (CACHE_CONTROL,
 //! ...) fill what it leaves out. `config::rules_file` reads them from YAML.
 
-use crate::model::ObjectSettings;
+use crate::model::{Encoding, ObjectSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -14,10 +14,10 @@ pub enum Compress {
 
 impl Compress {
     /// The Content-Encoding the compressed object is served with.
-    pub fn encoding(self) -> Option<&'static str> {
+    pub fn encoding(self) -> Option<Encoding> {
         match self {
-            Compress::Gzip => Some("gzip"),
-            Compress::Br => Some("br"),
+            Compress::Gzip => Some(Encoding::Gzip),
+            Compress::Br => Some(Encoding::Br),
             Compress::None => None,
         }
     }

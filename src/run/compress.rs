@@ -119,7 +119,7 @@ mod tests {
     use super::*;
     use crate::config::rules_file;
     use crate::edge::scan::scan;
-    use crate::model::Prefix;
+    use crate::model::{Encoding, Prefix};
     use std::io::Read;
 
     fn site(files: &[(&str, &[u8])]) -> tempfile::TempDir {
@@ -148,7 +148,7 @@ mod tests {
         let (js, css, png) = (&once.files[0], &once.files[1], &once.files[2]);
         assert_eq!(
             (js.encoding, css.encoding, png.encoding),
-            (Some("br"), Some("gzip"), None)
+            (Some(Encoding::Br), Some(Encoding::Gzip), None)
         );
         assert!(js.size < 100 && css.size < 100, "{} {}", js.size, css.size);
         for (a, b) in once.files.iter().zip(&twice.files) {
