@@ -655,14 +655,37 @@ impl Headers {
 pub struct ManifestEntry {
     /// The ETag S3 returned when the pipe wrote the object.
     pub etag: ETag,
-    /// The content hash as the pipe computed it: the MD5, or with
-    /// `part_size` the MD5 of the parts' MD5s and `-<parts>`.
-    pub md5: ETag,
+    /// The content hash ([`ManifestEntry::md5`]) when it is not the ETag:
+    /// the pipe's own uploads nearly always have it as their ETag, so it is
+    /// boxed, 8 bytes an entry instead of 24.
+    other_md5: Option<Box<ETag>>,
     /// Bytes of each part but the last (never 0: 8 bytes, not 16, in every
     /// copy of the entry).
     pub part_size: Option<std::num::NonZeroU64>,
     /// Digest of the headers the pipe set.
     pub headers: HeadersDigest,
+}
+
+impl ManifestEntry {
+    pub fn new(
+        etag: ETag,
+        md5: ETag,
+        part_size: Option<std::num::NonZeroU64>,
+        headers: HeadersDigest,
+    ) -> Self {
+        ManifestEntry {
+            other_md5: (md5 != etag).then(|| Box::new(md5)),
+            etag,
+            part_size,
+            headers,
+        }
+    }
+
+    /// The content hash as the pipe computed it: the MD5, or with
+    /// `part_size` the MD5 of the parts' MD5s and `-<parts>`.
+    pub fn md5(&self) -> &ETag {
+        self.other_md5.as_deref().unwrap_or(&self.etag)
+    }
 }
 
 /// Written as `[etag, md5, part_size, headers]`, with `md5` empty when it
@@ -675,10 +698,9 @@ impl Serialize for ManifestEntry {
         use serde::ser::SerializeTuple;
         let mut entry = serializer.serialize_tuple(4)?;
         entry.serialize_element(&self.etag)?;
-        if self.md5 == self.etag {
-            entry.serialize_element("")?;
-        } else {
-            entry.serialize_element(&self.md5)?;
+        match &self.other_md5 {
+            None => entry.serialize_element("")?,
+            Some(md5) => entry.serialize_element(md5)?,
         }
         entry.serialize_element(&self.part_size.map_or(0, std::num::NonZeroU64::get))?;
         entry.serialize_element(&self.headers)?;
@@ -709,21 +731,13 @@ impl<'de> Deserialize<'de> for ManifestEntry {
                 let md5: ETag = seq.next_element()?.ok_or_else(|| short(1))?;
                 let part_size: u64 = seq.next_element()?.ok_or_else(|| short(2))?;
                 let headers = seq.next_element()?.ok_or_else(|| short(3))?;
-                Ok(ManifestEntry {
-                    md5: if md5.is_empty() { etag.clone() } else { md5 },
-                    etag,
-                    part_size: std::num::NonZeroU64::new(part_size),
-                    headers,
-                })
+                let md5 = if md5.is_empty() { etag.clone() } else { md5 };
+                let part_size = std::num::NonZeroU64::new(part_size);
+                Ok(ManifestEntry::new(etag, md5, part_size, headers))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ManifestEntry, A::Error> {
                 let n = Named::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(ManifestEntry {
-                    etag: n.etag,
-                    md5: n.md5,
-                    part_size: n.part_size,
-                    headers: n.headers,
-                })
+                Ok(ManifestEntry::new(n.etag, n.md5, n.part_size, n.headers))
             }
         }
         deserializer.deserialize_any(Entry)
@@ -733,7 +747,7 @@ impl<'de> Deserialize<'de> for ManifestEntry {
 /// A file of the folder, as the object it should become. Its relative
 /// path is the end of its key, and its bytes are at LOCAL_PATH joined with
 /// that path unless stored elsewhere: a million files hold one copy of
-/// each name, 80 bytes and the key's.
+/// each name, 56 bytes and the key's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     /// The full object key: prefix, `/`, the NFC-normalised relative path.
@@ -1094,6 +1108,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<RemoteObject>(), 56);
         assert_eq!(std::mem::size_of::<ETag>(), 24);
         assert_eq!(std::mem::size_of::<Key>(), 16);
+        assert_eq!(std::mem::size_of::<ManifestEntry>(), 48);
+        assert_eq!(std::mem::size_of::<Trusted>(), 56);
     }
 
     #[test]

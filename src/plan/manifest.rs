@@ -180,7 +180,7 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-/// Entries by key digest, sorted by digest: 88 bytes an entry, where a
+/// Entries by key digest, sorted by digest: 64 bytes an entry, where a
 /// B-tree filled one insert at a time, as JSON is read, takes about 160.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ByDigest<V>(Vec<(Digest, V)>);
@@ -435,20 +435,17 @@ impl Previous {
             .collect();
         digests.sort_unstable();
         let mut entries = self.manifest.objects.0.iter().peekable();
-        let mut found: Vec<(usize, &Entry)> = digests
-            .into_iter()
-            .filter_map(|(digest, at)| {
-                while entries.next_if(|(d, _)| *d < digest).is_some() {}
-                let (_, entry) = entries.peek().filter(|(d, _)| *d == digest)?;
-                Some((at, entry))
-            })
-            .collect();
-        // Back in the listing's order, which is the keys'.
-        found.sort_unstable_by_key(|(at, _)| *at);
+        // By the listing's order, which is the keys'.
+        let mut found: Vec<Option<&Entry>> = vec![None; remote.len()];
+        for (digest, at) in digests {
+            while entries.next_if(|(d, _)| *d < digest).is_some() {}
+            found[at] = entries.peek().filter(|(d, _)| *d == digest).map(|(_, e)| e);
+        }
         found
             .into_iter()
-            .filter_map(|(at, entry)| {
-                let r = &remote[at];
+            .zip(remote)
+            .filter_map(|(entry, r)| {
+                let entry = entry?;
                 (entry.etag == r.etag).then(|| {
                     let trusted = Trusted {
                         entry: entry.clone(),
@@ -461,7 +458,7 @@ impl Previous {
     }
 
     /// [`Previous::trusted`], letting go of the entries: a deploy reads
-    /// them once, and they are 88 bytes a key. [`next_if_needed`] still knows
+    /// them once, and they are 64 bytes a key. [`next_if_needed`] still knows
     /// how many there were.
     pub fn take_trusted(&mut self, remote: &[RemoteObject]) -> ByKey<Trusted> {
         let trusted = self.trusted(remote);
@@ -610,17 +607,13 @@ fn each_entry(plan: &Plan, evidence: &Evidence, mut found: impl FnMut(&Key, Entr
         let hashed = evidence.hashes.get(key).map(|h| (&h.etag, h.part_size));
         hashed.or_else(|| {
             let t = evidence.trusted.get(key)?;
-            Some((&t.entry.md5, t.entry.part_size))
+            Some((t.entry.md5(), t.entry.part_size))
         })
     };
-    let entry = |etag: &ETag,
-                 (md5, part_size): (&ETag, Option<NonZeroU64>),
-                 headers: &HeadersDigest| Entry {
-        etag: etag.clone(),
-        md5: md5.clone(),
-        part_size,
-        headers: *headers,
-    };
+    let entry =
+        |etag: &ETag, (md5, part_size): (&ETag, Option<NonZeroU64>), headers: &HeadersDigest| {
+            Entry::new(etag.clone(), md5.clone(), part_size, *headers)
+        };
     let vouched = |key: &str| evidence.trusted.get(key).is_some_and(|t| t.headers);
 
     for (key, t) in evidence.trusted {
@@ -715,12 +708,12 @@ mod tests {
     }
 
     fn entry(etag: &str) -> Entry {
-        Entry {
-            etag: ETag::new(etag),
-            md5: ETag::new("m"),
-            part_size: None,
-            headers: HeadersDigest::of_text("h"),
-        }
+        Entry::new(
+            ETag::new(etag),
+            ETag::new("m"),
+            None,
+            HeadersDigest::of_text("h"),
+        )
     }
 
     fn listed(key: &str, etag: &str, last_modified: i64) -> RemoteObject {

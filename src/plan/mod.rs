@@ -362,7 +362,7 @@ fn content(file: &LocalFile, obj: Option<&RemoteObject>, input: &PlanInput) -> R
             let known = input
                 .trusted
                 .get(&file.key)
-                .map_or(&obj.etag, |t| &t.entry.md5);
+                .map_or(&obj.etag, |t| t.entry.md5());
             match input.local_etags.get(&file.key) {
                 Some(local) if local.etag == *known => Reason::Unchanged,
                 Some(_) => Reason::ContentChanged,
@@ -921,12 +921,7 @@ mod tests {
         ];
         let wanted = Headers::of("text/css; charset=utf-8", &ObjectSettings::default()).digest();
         let entry = |headers: HeadersDigest, headers_vouched: bool| Trusted {
-            entry: Entry {
-                etag: ETag::new(kms_etag),
-                md5: ETag::new(A),
-                part_size: None,
-                headers,
-            },
+            entry: Entry::new(ETag::new(kms_etag), ETag::new(A), None, headers),
             headers: headers_vouched,
         };
         let trusted = ByKey::from([
@@ -994,12 +989,12 @@ mod tests {
         let trusted = ByKey::from([(
             Key::new("big.bin"),
             Trusted {
-                entry: crate::model::ManifestEntry {
-                    etag: ETag::new(A),
-                    md5: ETag::new(A),
-                    part_size: None,
-                    headers: HeadersDigest::of_text("old"),
-                },
+                entry: crate::model::ManifestEntry::new(
+                    ETag::new(A),
+                    ETag::new(A),
+                    None,
+                    HeadersDigest::of_text("old"),
+                ),
                 headers: true,
             },
         )]);

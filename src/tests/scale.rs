@@ -122,12 +122,7 @@ fn previous_json(remote: &[RemoteObject], prefix: &Prefix) -> Vec<u8> {
     let digests = header_digests();
     let entries = remote.iter().map(|r| {
         let ext = r.key.rsplit('.').next().unwrap();
-        let entry = ManifestEntry {
-            etag: r.etag.clone(),
-            md5: r.etag.clone(),
-            part_size: None,
-            headers: digests[ext],
-        };
+        let entry = ManifestEntry::new(r.etag.clone(), r.etag.clone(), None, digests[ext]);
         (r.key.as_str(), entry)
     });
     let written = Manifest::with_entries(Salt::new([7; SALT_BYTES]), DESTINATION, entries);
