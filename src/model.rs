@@ -854,6 +854,10 @@ pub enum ScanCause {
     /// A control character (U+0000-U+001F, U+007F), which S3 advises
     /// against and its XML requests (listing, batch delete) cannot carry.
     ControlCharacter(char),
+    /// A key of whitespace alone (a file named ` ` at the bucket's root):
+    /// S3 stores it, but the AWS SDK takes it for a missing key and sends
+    /// no request (seen with U+0020, U+00A0, U+2003, U+3000).
+    BlankKey,
     /// The key, prefix included, is longer than [`MAX_KEY_BYTES`]; for a
     /// folder, so is every key under it.
     KeyTooLong {
@@ -877,7 +881,7 @@ impl ScanCause {
             ScanCause::UnreadableFolder(_) => "unreadable folder",
             ScanCause::NotAFile(_) => "not a regular file",
             ScanCause::NotUtf8 => "name not valid UTF-8",
-            ScanCause::ControlCharacter(_) => "name S3 cannot take",
+            ScanCause::ControlCharacter(_) | ScanCause::BlankKey => "name S3 cannot take",
             ScanCause::KeyTooLong { .. } => "key longer than 1,024 bytes",
             ScanCause::SameKey { .. } => "two names for one key",
         }
@@ -914,6 +918,17 @@ impl fmt::Display for ScanProblem {
             ScanCause::NotUtf8 => write!(f, "{path} (S3 keys are UTF-8)"),
             ScanCause::ControlCharacter(c) => {
                 write!(f, "{path} (control character U+{:04X})", *c as u32)
+            }
+            ScanCause::BlankKey => {
+                let codes: Vec<String> = path
+                    .chars()
+                    .map(|c| format!("U+{:04X}", c as u32))
+                    .collect();
+                write!(
+                    f,
+                    "\"{path}\" ({}: a key of whitespace alone, which the AWS SDK does not send)",
+                    codes.join(" ")
+                )
             }
             ScanCause::KeyTooLong {
                 bytes,

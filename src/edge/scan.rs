@@ -99,6 +99,10 @@ pub fn scan(root: &Path, prefix: &Prefix, follow_links: bool) -> Scanned {
             });
             continue;
         }
+        if prefix.is_root() && relative.trim().is_empty() {
+            refuse(ScanCause::BlankKey);
+            continue;
+        }
         let size = match readable(entry.path()) {
             Ok(size) => size,
             Err(e) => {
@@ -378,6 +382,31 @@ mod tests {
         ];
         expected.sort();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_key_of_whitespace_alone_is_refused_only_at_the_bucket_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for name in [" ", "\u{a0}", "\u{3000}", "x ", " y"] {
+            fs::write(root.join(name), "v").unwrap();
+        }
+        let at_root = scan(root, &Prefix::default(), true);
+        assert_eq!(keys(&at_root), [" y", "x "]);
+        let mut got = lines(&at_root);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "name S3 cannot take: \" \" (U+0020: a key of whitespace alone, which the AWS SDK does not send)",
+                "name S3 cannot take: \"\u{a0}\" (U+00A0: a key of whitespace alone, which the AWS SDK does not send)",
+                "name S3 cannot take: \"\u{3000}\" (U+3000: a key of whitespace alone, which the AWS SDK does not send)",
+            ]
+        );
+        // Under a prefix the key is `site/ `: sent like any other.
+        let under = scan(root, &Prefix::new("site"), true);
+        assert_eq!(under.files.len(), 5);
+        assert!(under.problems.is_empty());
     }
 
     #[test]

@@ -149,6 +149,9 @@ fn remedy(cause: &ScanCause) -> &'static str {
         }
         ScanCause::NotAFile(_) => "remove it from the build, or leave it out",
         ScanCause::NotUtf8 | ScanCause::ControlCharacter(_) => "rename it, or leave it out",
+        ScanCause::BlankKey => {
+            "rename it, deploy under a prefix (S3_BUCKET=bucket/prefix), or leave it out"
+        }
         ScanCause::KeyTooLong { .. } => "shorten the path or the prefix, or leave it out",
         ScanCause::SameKey { .. } => "keep one of the names, or leave them out",
     }
