@@ -217,6 +217,15 @@ pub enum Skip {
 }
 
 impl Skip {
+    /// The skip a reason stands for, if it is one.
+    pub fn of(reason: &Reason) -> Option<Skip> {
+        match reason {
+            Reason::Unchanged => Some(Skip::Unchanged),
+            Reason::SameSize => Some(Skip::SameSize),
+            _ => None,
+        }
+    }
+
     pub fn reason(self) -> Reason {
         match self {
             Skip::Unchanged => Reason::Unchanged,
@@ -427,12 +436,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         let wave = input
             .entry_documents
             .map_or(Wave::Assets, |globs| wave(file.relative(), globs));
-        let skip = match reason {
-            Reason::Unchanged => Some(Skip::Unchanged),
-            Reason::SameSize => Some(Skip::SameSize),
-            _ => None,
-        };
-        if let Some(skip) = skip {
+        if let Some(skip) = Skip::of(&reason) {
             let wanted = upload.headers().digest();
             let actual = input
                 .trusted
