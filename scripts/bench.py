@@ -17,8 +17,10 @@ Phases, each run by both tools on their own bucket:
      by another tool (a multipart upload: new ETags, another Content-Type).
 
 Requests, writes, bytes and HeadObject calls are counted at the server
-(moto's request recorder). "wrong" is how many keys differ from the folder
-afterwards. Peak RSS and CPU seconds are the tool process's own (GNU time),
+(moto's request recorder). "wrong bytes" is how many keys differ from the
+folder afterwards; "wrong Content-Type" how many keys are served with another
+Content-Type than the same tool's first deploy gave them (phase d's other
+tool leaves binary/octet-stream: a redeploy that keeps it breaks the site). Peak RSS and CPU seconds are the tool process's own (GNU time),
 without the server or the proxy.
 """
 
@@ -197,7 +199,8 @@ class Server:
             for o in page.get("Contents", []):
                 if o["Key"].endswith(".s3-cloudfront-deploy-manifest.json"):
                     continue  # the pipe's own bookkeeping, not part of the site
-                out[o["Key"]] = hashlib.md5(self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()).hexdigest()
+                got = self.s3.get_object(Bucket=bucket, Key=o["Key"])
+                out[o["Key"]] = (hashlib.md5(got["Body"].read()).hexdigest(), got.get("ContentType"))
         return out
 
     def close(self):
@@ -212,9 +215,16 @@ def local_contents(root):
     }
 
 
-def wrong(server, bucket, root):
+def wrong(server, bucket, root, types):
+    """(keys whose bytes differ from the folder's, keys whose Content-Type
+    differs from `types`, the Content-Type of each key as read now).
+    `types` is what the same tool set on its first deploy: a redeploy that
+    leaves another tool's Content-Type in place serves the site wrong
+    (browsers refuse a stylesheet or a script of the wrong type)."""
     remote, local = server.contents(bucket), local_contents(root)
-    return sum(1 for k in remote.keys() | local.keys() if remote.get(k) != local.get(k))
+    content = sum(1 for k in remote.keys() | local.keys() if remote.get(k, (None,))[0] != local.get(k))
+    typed = sum(1 for k, (_, t) in remote.items() if k in types and t != types[k])
+    return content, typed, {k: t for k, (_, t) in remote.items()}
 
 
 GNU_TIME = "/usr/bin/time"
@@ -341,6 +351,7 @@ def main():
             for b in buckets.values():
                 server.s3.create_bucket(Bucket=b)
             failed = set()
+            types = {}  # tool -> {key: the Content-Type its first deploy set}
             for phase in args.phases:
                 for name in [n for n in names if n not in failed]:
                     root = copies[name]
@@ -361,7 +372,9 @@ def main():
                         print(f"  {phase} {name}: FAILED (exit {rc}); left out from here", file=sys.stderr)
                         failed.add(name)
                         continue
-                    counts.update(seconds=secs, rss=rss, cpu=cpu, wrong=wrong(server, buckets[name], root))
+                    content, typed, now = wrong(server, buckets[name], root, types.get(name, {}))
+                    types.setdefault(name, now)
+                    counts.update(seconds=secs, rss=rss, cpu=cpu, wrong=content, wrong_type=typed)
                     results.setdefault((phase, name), []).append(counts)
                     print(f"  {phase} {name}: {secs:.2f} s {counts}", file=sys.stderr)
     finally:
@@ -383,15 +396,16 @@ def main():
     )
     print(
         "| phase | tool | wall s | requests | objects written | headers fixed in place | MB uploaded "
-        "| deleted | HeadObject | CPU s | peak RSS MB | wrong | this pipe / tool |"
+        "| deleted | HeadObject | CPU s | peak RSS MB | wrong bytes | wrong Content-Type | this pipe / tool |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    verdicts = []
     for phase in args.phases:
         row = {}
         for name in names:
             rs = results.get((phase, name))
             if not rs:
-                print(f"| {labels[phase]} | {name} | failed | | | | | | | | | | |")
+                print(f"| {labels[phase]} | {name} | failed | | | | | | | | | | | |")
                 continue
             row[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         ours = row.get("this pipe", {}).get("seconds")
@@ -401,8 +415,17 @@ def main():
                 f"| {labels[phase]} | {name} | {med['seconds']:.2f} | {med['requests']:.0f} "
                 f"| {med['written']:.0f} | {med['copied']:.0f} | {med['bytes'] / 1e6:.1f} "
                 f"| {med['deleted']:.0f} | {med['head']:.0f} | {med['cpu']:.2f} | {med['rss']:.0f} "
-                f"| {med['wrong']:.0f} | {ratio} |"
+                f"| {med['wrong']:.0f} | {med['wrong_type']:.0f} | {ratio} |"
             )
+        correct = {n: m["seconds"] for n, m in row.items() if n != "this pipe" and not (m["wrong"] or m["wrong_type"])}
+        if ours and correct:
+            peer = min(correct, key=correct.get)
+            verdicts.append(f"{labels[phase]}: this pipe / fastest correct peer ({peer}) = {ours / correct[peer]:.2f}x")
+        elif ours:
+            verdicts.append(f"{labels[phase]}: no other tool was correct")
+    print()
+    for line in verdicts:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -264,6 +264,50 @@ def test_header_fixes_of_a_killed_run_are_found_and_undone(tmp_path, deploy, s3,
     assert writes(requests) == [] and heads(requests) == []
 
 
+def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_path, deploy, s3, bucket, moto):
+    site = make_site(tmp_path, FILES)
+    assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
+    saved = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
+    assert json.loads(saved)["written"] <= time.time()
+    # A later deploy changes every object's headers, past the pipe's
+    # allowance for a clock behind S3's...
+    time.sleep(7)
+    assert deploy(site, CACHE_CONTROL="max-age=120").returncode == 0
+    assert_cache_control(s3, bucket, "max-age=120")
+    # ...then the first deploy's manifest is put back (a restore): new
+    # LastModified, old entries.
+    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=saved, CacheControl="no-store")
+    with moto.record() as requests:
+        proc = deploy(site, CACHE_CONTROL="max-age=60")
+    assert proc.returncode == 0, proc.output
+    assert "was stored" not in proc.output, "7 s is within the allowance for a slow upload"
+    assert head_keys(requests) == sorted(k.rsplit("/", 1)[-1] for k in FILES), "every object changed since"
+    assert copies_of(requests) == sorted(k.rsplit("/", 1)[-1] for k in FILES)
+    assert_cache_control(s3, bucket, "max-age=60")
+    with moto.record() as requests:
+        assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
+    assert writes(requests) == [] and heads(requests) == []
+
+
+def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, s3, bucket, moto):
+    site = make_site(tmp_path, FILES)
+    assert deploy(site).returncode == 0
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
+    # As if it had been written an hour before it was stored.
+    manifest["written"] -= 3600
+    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=json.dumps(manifest).encode())
+    with moto.record() as requests:
+        proc = deploy(site)
+    assert proc.returncode == 0, proc.output
+    assert "was stored 36" in proc.output and "s after the time it records" in proc.output, proc.output
+    # Every object was written after the time it records: each is checked once.
+    assert len(heads(requests)) == len(FILES) and site_writes(requests) == [], proc.output
+    # The manifest rewritten with what the HeadObject calls found: no more.
+    with moto.record() as requests:
+        assert deploy(site).returncode == 0
+    assert writes(requests) == [] and heads(requests) == []
+
+
 # --- state objects are never site content ----------------------------------
 
 

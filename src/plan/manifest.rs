@@ -13,7 +13,8 @@
 //!   bucket or prefix, is written in clear.
 //! * **Truthful**: an entry vouches for an object's content only while the
 //!   listing shows the ETag it recorded, and for its headers only while the
-//!   object's LastModified second is before the manifest's own (see
+//!   object's LastModified second is before the manifest's own, and no later
+//!   than the time the manifest records it was written (see
 //!   [`Previous::trusted`]). S3 keeps the ETag when only headers change, but
 //!   not the LastModified.
 //! * **Scoped**: a deploy replaces only the entries of the keys it covered;
@@ -58,6 +59,12 @@ pub const SALT_BYTES: usize = 32;
 /// Bytes kept of each HMAC-SHA256: 128 bits, beyond any collision among
 /// S3's keys.
 const DIGEST_BYTES: usize = 16;
+/// Seconds by which this machine's clock may run behind S3's before the
+/// objects a deploy wrote fail [`Previous::trusted`]'s test against the
+/// time its manifest records (and cost a HeadObject each on the next run).
+/// Machines that keep NTP time agree within milliseconds; a restored
+/// manifest is caught for every object rewritten more than this after it.
+pub const CLOCK_TOLERANCE: i64 = 5;
 
 /// Whether `key` names one of the pipe's state objects.
 pub fn is_state_object(key: &str) -> bool {
@@ -147,6 +154,9 @@ pub struct Manifest {
     count: usize,
     /// DELETE_GRACE marks by key digest.
     pending: BTreeMap<Digest, Mark>,
+    /// When the deploy that wrote it saved it, by its clock, in seconds
+    /// since the Unix epoch (see [`Manifest::stamp`]); `None` before 0.6.0.
+    written: Option<i64>,
 }
 
 /// A key's digest ([`Salt::digest`]): held as its bytes, written as hex.
@@ -253,6 +263,9 @@ struct Stored<'a> {
     objects: Cow<'a, ByDigest<Entry>>,
     #[serde(default, skip_serializing_if = "no_marks")]
     pending: Cow<'a, BTreeMap<Digest, Mark>>,
+    /// Since 0.6.0, in the same version: earlier pipes ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    written: Option<i64>,
 }
 
 // serde hands the field as it is declared.
@@ -291,6 +304,7 @@ impl Manifest {
             objects: ByDigest::default(),
             count: 0,
             pending: BTreeMap::new(),
+            written: None,
         }
     }
 
@@ -323,6 +337,7 @@ impl Manifest {
                     count: stored.objects.len(),
                     objects: stored.objects.into_owned(),
                     pending: stored.pending.into_owned(),
+                    written: stored.written,
                 })
             }
             _ => Read::Unreadable,
@@ -336,6 +351,7 @@ impl Manifest {
             destination: self.destination.clone(),
             objects: Cow::Borrowed(&self.objects),
             pending: Cow::Borrowed(&self.pending),
+            written: self.written,
         };
         serde_json::to_vec(&stored).expect("a manifest always serialises")
     }
@@ -346,6 +362,20 @@ impl Manifest {
 
     pub fn salt(&self) -> &Salt {
         &self.salt
+    }
+
+    /// Records `now` (seconds since the Unix epoch, this machine's clock)
+    /// as the time it is written: after every other write of its deploy,
+    /// so no object it vouches for was stamped later (give or take
+    /// [`CLOCK_TOLERANCE`]). A copy of it put back later (a restore) then
+    /// still says when its deploy ran, although its LastModified is new.
+    pub fn stamp(&mut self, now: i64) {
+        self.written = Some(now);
+    }
+
+    /// The time [`Manifest::stamp`] recorded, if any.
+    pub fn written(&self) -> Option<i64> {
+        self.written
     }
 
     /// An entry for every key of `entries`, given in any order.
@@ -422,7 +452,11 @@ impl Previous {
     /// after every other write of a deploy and at least one second after
     /// the last of them (`run::manifest::save`). An object stamped in the
     /// manifest's second or later may have been written after it (a killed
-    /// run of ours, another tool) and needs a HeadObject.
+    /// run of ours, another tool) and needs a HeadObject. So does one
+    /// stamped more than [`CLOCK_TOLERANCE`] after the time the manifest
+    /// records ([`Manifest::stamp`]): the manifest object is a copy put
+    /// back later (a restore), whose new LastModified would otherwise
+    /// vouch for headers changed since its deploy.
     pub fn trusted(&self, remote: &[RemoteObject]) -> ByKey<Trusted> {
         let salt = &self.manifest.salt;
         // The listed keys' digests in digest order, walked beside the
@@ -435,6 +469,10 @@ impl Previous {
             .collect();
         digests.sort_unstable();
         let mut entries = self.manifest.objects.0.iter().peekable();
+        let stamped_before = self.manifest.written.map_or(self.last_modified, |w| {
+            self.last_modified
+                .min(w.saturating_add(CLOCK_TOLERANCE + 1))
+        });
         // By the listing's order, which is the keys'.
         let mut found: Vec<Option<&Entry>> = vec![None; remote.len()];
         for (digest, at) in digests {
@@ -449,7 +487,7 @@ impl Previous {
                 (entry.etag == r.etag).then(|| {
                     let trusted = Trusted {
                         entry: entry.clone(),
-                        headers: r.last_modified < self.last_modified,
+                        headers: r.last_modified < stamped_before,
                     };
                     (r.key.clone(), trusted)
                 })
@@ -853,6 +891,14 @@ mod tests {
         }
     }
 
+    /// Whether each trusted entry vouches for its object's headers, by key.
+    fn vouched(trusted: &ByKey<Trusted>) -> BTreeMap<&str, bool> {
+        trusted
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.headers))
+            .collect()
+    }
+
     #[test]
     fn the_etag_vouches_for_content_and_an_older_stamp_for_headers() {
         let p = previous(&[
@@ -871,14 +917,46 @@ mod tests {
             listed("overwritten", "other", WRITTEN - 1),
             listed("unknown", "e1", WRITTEN - 1),
         ]);
-        let headers: BTreeMap<&str, bool> = trusted
-            .iter()
-            .map(|(k, t)| (k.as_str(), t.headers))
-            .collect();
+        let headers = vouched(&trusted);
         assert_eq!(
             headers,
             BTreeMap::from([("later", false), ("old", true), ("same-second", false)])
         );
+    }
+
+    #[test]
+    fn a_manifest_put_back_later_vouches_only_for_headers_as_old_as_its_deploy() {
+        // Written at WRITTEN - 600 by its deploy's clock, its object was put
+        // back (restored) at WRITTEN.
+        let mut p = previous(&[
+            ("untouched", entry("e1")),
+            ("within-tolerance", entry("e2")),
+            ("fixed-since", entry("e3")),
+        ]);
+        let deployed = WRITTEN - 600;
+        p.manifest.stamp(deployed);
+        assert_eq!(read_back(&p.manifest).written(), Some(deployed));
+        let trusted = p.trusted(&[
+            listed("untouched", "e1", deployed - 1),
+            // This machine's clock a little behind S3's.
+            listed("within-tolerance", "e2", deployed + CLOCK_TOLERANCE),
+            // Its headers changed by a later deploy, after this manifest.
+            listed("fixed-since", "e3", deployed + CLOCK_TOLERANCE + 1),
+        ]);
+        let headers = vouched(&trusted);
+        assert_eq!(
+            headers,
+            BTreeMap::from([
+                ("fixed-since", false),
+                ("untouched", true),
+                ("within-tolerance", true)
+            ])
+        );
+        // A stamp ahead of the manifest's LastModified (this machine's
+        // clock ahead of S3's) never extends the trust past it.
+        p.manifest.stamp(WRITTEN + 600);
+        let late = p.trusted(&[listed("untouched", "e1", WRITTEN)]);
+        assert!(!late[&Key::new("untouched")].headers);
     }
 
     #[test]

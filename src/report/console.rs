@@ -109,6 +109,8 @@ pub struct Console {
 #[derive(Default)]
 struct State {
     phases: Vec<(&'static str, Duration)>,
+    /// DRY_RUN: what would be rewritten is not.
+    dry_run: bool,
     excluded: usize,
     /// Incomplete uploads aborted by the sweep, when it ran.
     aborted: Option<usize>,
@@ -148,8 +150,11 @@ impl Sink for Console {
             Event::Deploying {
                 local_path,
                 destination,
-                ..
-            } => info!("Deploying {} to {destination}", local_path.display()),
+                dry_run,
+            } => {
+                state.dry_run = *dry_run;
+                info!("Deploying {} to {destination}", local_path.display())
+            }
             Event::Scanned {
                 local,
                 remote,
@@ -196,16 +201,24 @@ impl Sink for Console {
                 "{error}: incomplete multipart uploads are not swept (grant s3:ListBucketMultipartUploads \
                  and s3:AbortMultipartUpload, or set ABORT_INCOMPLETE_UPLOADS_AFTER to 0)"
             ),
-            Event::ManifestUnreadable { at } => {
-                warn!("The deploy manifest {at} is unreadable: it will be rewritten")
-            }
+            Event::ManifestUnreadable { at } => warn!(
+                "The deploy manifest {at} is unreadable: {} it",
+                rewritten_by(state.dry_run)
+            ),
             Event::ManifestInClearText { at } => warn!(
                 "The deploy manifest {at} names every key in clear (version 1): \
-                 this deploy rewrites it in the private form"
+                 {} it in the private form",
+                rewritten_by(state.dry_run)
+            ),
+            Event::ManifestPutBack { at, seconds } => warn!(
+                "The deploy manifest {at} was stored {seconds} s after the time it records \
+                 (a copy put back, or this machine's clock is behind S3's): objects changed \
+                 since that time are checked with HeadObject"
             ),
             Event::ManifestOfAnotherDestination { at } => warn!(
                 "The deploy manifest {at} was written for another destination: \
-                 give each S3_BUCKET its own MANIFEST_KEY; this deploy replaces it"
+                 give each S3_BUCKET its own MANIFEST_KEY; {} it",
+                rewritten_by(state.dry_run).replace("rewrites", "replaces")
             ),
             Event::FormerManifest { key } => info!(
                 "{key} is a deploy manifest this deploy does not use: \
@@ -445,6 +458,15 @@ fn dry_run_lines(plan: &Plan) {
     }
 }
 
+/// Who rewrites a manifest found wanting: this deploy, unless it is a dry run.
+fn rewritten_by(dry_run: bool) -> &'static str {
+    if dry_run {
+        "a deploy without DRY_RUN rewrites"
+    } else {
+        "this deploy rewrites"
+    }
+}
+
 /// `, 2 pending delete`: keys kept for their DELETE_GRACE, when any.
 fn pending(plan: &Plan) -> String {
     match plan.pending.len() {
@@ -456,9 +478,13 @@ fn pending(plan: &Plan) -> String {
 fn deployed_line(plan: &Plan, done: &Outcome, dry_run: bool, took: Duration) -> String {
     if dry_run {
         return format!(
-            "Dry run: {} to upload ({}), {} unchanged, {} to delete{}; nothing was changed",
+            "Dry run: {} to upload ({}), {}{} unchanged, {} to delete{}; nothing was changed",
             plan.uploads.len(),
             bytes(plan.upload_bytes()),
+            match plan.copies.len() {
+                0 => String::new(),
+                n => format!("{n} headers to fix in place, "),
+            },
             plan.skips.len(),
             plan.deletes.len(),
             pending(plan)

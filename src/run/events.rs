@@ -82,6 +82,14 @@ pub enum Event<'a> {
     ManifestInClearText {
         at: &'a Location,
     },
+    /// The manifest's LastModified is `seconds` after the time it records
+    /// it was written: a copy put back later, or this machine's clock was
+    /// that far behind S3's. Only the objects older than its record are
+    /// trusted for their headers.
+    ManifestPutBack {
+        at: &'a Location,
+        seconds: i64,
+    },
     /// The deploy manifest was written for another destination (a
     /// MANIFEST_KEY shared by two deploys): this deploy replaces it.
     ManifestOfAnotherDestination {

@@ -39,11 +39,22 @@ pub fn read<E: Sink>(
     sink: &E,
 ) -> Result<Option<Previous>, StoreError> {
     Ok(match Manifest::read(&fetched.body, destination) {
-        Read::Current(manifest) => Some(Previous {
-            manifest,
-            last_modified: fetched.last_modified,
-            clear_text: false,
-        }),
+        Read::Current(manifest) => {
+            let put_back = manifest
+                .written()
+                .map_or(0, |w| fetched.last_modified.saturating_sub(w));
+            if put_back > PUT_BACK {
+                sink.event(&Event::ManifestPutBack {
+                    at,
+                    seconds: put_back,
+                });
+            }
+            Some(Previous {
+                manifest,
+                last_modified: fetched.last_modified,
+                clear_text: false,
+            })
+        }
         Read::ClearText(entries) => {
             sink.event(&Event::ManifestInClearText { at });
             Some(Previous::migrate(
@@ -63,6 +74,11 @@ pub fn read<E: Sink>(
         }
     })
 }
+
+/// Seconds between the time a manifest records and its LastModified past
+/// which the run says so: more than the upload of the largest manifest
+/// takes, so only a copy put back later (or a clock far behind S3's) shows.
+const PUT_BACK: i64 = 60;
 
 /// A new random salt, from the operating system's generator.
 pub fn fresh_salt() -> Result<Salt, StoreError> {
@@ -106,7 +122,7 @@ fn until_next_step(settled: Duration, now: Duration, resolution: Duration) -> Du
 pub async fn save<S: ObjectStore, E: Sink>(
     store: &S,
     at: &Location,
-    manifest: &Manifest,
+    mut manifest: Manifest,
     settled: Option<Instant>,
     sink: &E,
 ) -> Result<(), StoreError> {
@@ -117,6 +133,10 @@ pub async fn save<S: ObjectStore, E: Sink>(
         let settled_at = now.saturating_sub(settled.elapsed());
         tokio::time::sleep(until_next_step(settled_at, now, store.clock_resolution())).await;
     }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    manifest.stamp(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
     let settings = ObjectSettings {
         cache_control: Some("no-store".into()),
         ..ObjectSettings::default()

@@ -95,8 +95,10 @@ pub async fn run<S: ObjectStore, C: Cdn, W: Site, E: Sink>(
     // The manifest waits for the clock to pass the deploy's last write;
     // the invalidation goes on meanwhile.
     let save = async {
-        let Some(p) = &pending else { return Ok(()) };
-        let save = manifest::save(store, &p.at, &p.manifest, p.settled, sink);
+        let Some(p) = pending.take() else {
+            return Ok(());
+        };
+        let save = manifest::save(store, &p.at, p.manifest, p.settled, sink);
         // A stop while the manifest waits for the clock: the deploy is done,
         // the next run pays HeadObject calls for what this one wrote.
         tokio::select! {
