@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -193,3 +194,34 @@ def bucket_contents(s3, bucket, prefix=""):
                 continue
             out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
     return out
+
+
+def stamped_with_manifest(s3, bucket, manifest_key=MANIFEST, manifest_bucket=None, prefix=""):
+    """The site's keys under `prefix` stamped in the manifest's own second
+    or later, sorted. The manifest cannot vouch for their headers, so the
+    next run reads them with HeadObject: after a deploy that wrote no more
+    than CONCURRENCY objects in its last second, those (the manifest does
+    not wait for the next second then; README, "When an entry counts")."""
+    stamp = s3.head_object(Bucket=manifest_bucket or bucket, Key=manifest_key)["LastModified"]
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", []) if o["LastModified"] >= stamp and not o["Key"].endswith(MANIFEST)]
+    return sorted(keys)
+
+
+def head_object_keys(requests, bucket):
+    """The keys of `bucket` HeadObject asked for, sorted."""
+    marker = f"/{bucket}/"
+    return sorted(
+        urllib.parse.unquote(urllib.parse.urlsplit(r["url"]).path.split(marker, 1)[1])
+        for r in requests
+        if r["method"] == "HEAD" and marker in r["url"]
+    )
+
+
+def assert_quiet(requests, bucket, fresh):
+    """A redeploy of an unchanged folder: no write but the manifest, which
+    only a run that read headers rewrites, and HeadObject only for `fresh`
+    (what [`stamped_with_manifest`] gave before the run)."""
+    assert head_object_keys(requests, bucket) == fresh
+    assert (site_writes if fresh else writes)(requests) == [], writes(requests)

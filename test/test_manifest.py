@@ -14,7 +14,19 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from conftest import BIN, MANIFEST, REGION, base_env, bucket_contents, make_site, site_writes, writes
+from conftest import (
+    BIN,
+    MANIFEST,
+    REGION,
+    assert_quiet,
+    base_env,
+    bucket_contents,
+    head_object_keys,
+    make_site,
+    site_writes,
+    stamped_with_manifest,
+    writes,
+)
 
 FILES = {f"page{i}.html": f"<p>{i}" for i in range(8)} | {f"a/{i}.js": f"js {i}" for i in range(8)}
 
@@ -42,6 +54,7 @@ def test_header_only_change_is_fixed_in_place(tmp_path, deploy, s3, bucket, moto
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
     assert manifest["version"] == 3 and len(manifest["objects"]) == len(FILES)
     assert not set(manifest["objects"]) & set(FILES), "keys are digested"
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         proc = deploy(site, CACHE_CONTROL="max-age=3600", REPORT_FILE=str(tmp_path / "report.json"))
     assert proc.returncode == 0, proc.output
@@ -50,13 +63,14 @@ def test_header_only_change_is_fixed_in_place(tmp_path, deploy, s3, bucket, moto
     assert report["totals"]["headers_updated"] == len(FILES)
     assert puts(requests) == [], "no re-upload"
     assert len(copies(requests)) == len(FILES)
-    assert heads(requests) == [], "the manifest vouches for every object"
+    assert head_object_keys(requests, bucket) == fresh, "the manifest vouches for every object older than itself"
     assert all(s3.head_object(Bucket=bucket, Key=k)["CacheControl"] == "max-age=3600" for k in FILES)
     assert bucket_contents(s3, bucket) == {k: v.encode() for k, v in FILES.items()}
     assert "same content, headers changed: fixed in place" in proc.output
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         assert deploy(site, CACHE_CONTROL="max-age=3600").returncode == 0
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
 
 
 def test_objects_overwritten_by_another_tool_cost_one_head_each(tmp_path, deploy, s3, bucket, moto):
@@ -71,17 +85,20 @@ def test_objects_overwritten_by_another_tool_cost_one_head_each(tmp_path, deploy
         s3.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=mpu["UploadId"], MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]}
         )
+    fresh = stamped_with_manifest(s3, bucket)
+    assert set(touched) <= set(fresh)
     with moto.record() as requests:
         proc = deploy(site)
     assert proc.returncode == 0, proc.output
-    assert len(heads(requests)) == 5
+    assert head_object_keys(requests, bucket) == fresh
     assert puts(requests) == []
     assert sorted(r["url"].split("?")[0].rsplit("/", 1)[-1] for r in copies(requests)) == sorted(
         k.rsplit("/", 1)[-1] for k in touched
     )
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         assert deploy(site).returncode == 0
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
 
 
 def test_without_the_manifest_headers_come_from_head_object(tmp_path, deploy, s3, bucket, moto):
@@ -185,9 +202,10 @@ def test_a_clear_text_manifest_is_migrated_on_the_first_deploy(tmp_path, deploy,
     assert [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in writes(requests)] == [MANIFEST]
     body = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
     assert json.loads(body)["version"] == 3 and b"embargoed" not in body
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         assert deploy(site).returncode == 0
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
 
 
 # --- truthful: headers changed behind the manifest are found ---------------
@@ -218,18 +236,21 @@ def test_headers_another_tool_changed_are_read_once_and_restored(tmp_path, deplo
         else:
             s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
                            MetadataDirective="REPLACE", ContentType="application/octet-stream")
+    fresh = stamped_with_manifest(s3, bucket)
+    assert set(touched) <= set(fresh)
     with moto.record() as requests:
         proc = deploy(site, CACHE_CONTROL="max-age=60")
     assert proc.returncode == 0, proc.output
-    assert head_keys(requests) == [k.rsplit("/", 1)[-1] for k in touched]
+    assert head_object_keys(requests, bucket) == fresh
     assert copies_of(requests) == [k.rsplit("/", 1)[-1] for k in touched]
     assert puts(requests) == []
     assert_cache_control(s3, bucket, "max-age=60")
     for key in touched:
         assert s3.head_object(Bucket=bucket, Key=key)["ContentType"] != "application/octet-stream"
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
 
 
 def test_header_fixes_of_a_killed_run_are_found_and_undone(tmp_path, deploy, s3, bucket, moto):
@@ -252,16 +273,19 @@ def test_header_fixes_of_a_killed_run_are_found_and_undone(tmp_path, deploy, s3,
     assert s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read() == manifest, "killed before its manifest"
     changed = sorted(k for k in files if s3.head_object(Bucket=bucket, Key=k).get("CacheControl") == "max-age=99999")
     assert 3 <= len(changed) < len(files), changed
+    fresh = stamped_with_manifest(s3, bucket)
+    assert set(changed) <= set(fresh)
     with moto.record() as requests:
         proc = deploy(site, CACHE_CONTROL="max-age=60")
     assert proc.returncode == 0, proc.output
-    assert head_keys(requests) == [k.rsplit("/", 1)[-1] for k in changed], "one HeadObject per fixed key, no more"
+    assert head_object_keys(requests, bucket) == fresh, "one HeadObject per fixed key (or stamped with the manifest), no more"
     assert copies_of(requests) == [k.rsplit("/", 1)[-1] for k in changed]
     for key in files:
         assert s3.head_object(Bucket=bucket, Key=key).get("CacheControl") == "max-age=60", key
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
 
 
 def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_path, deploy, s3, bucket, moto):
@@ -284,9 +308,10 @@ def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_
     assert head_keys(requests) == sorted(k.rsplit("/", 1)[-1] for k in FILES), "every object changed since"
     assert copies_of(requests) == sorted(k.rsplit("/", 1)[-1] for k in FILES)
     assert_cache_control(s3, bucket, "max-age=60")
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
 
 
 def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, s3, bucket, moto):
@@ -303,9 +328,10 @@ def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, 
     # Every object was written after the time it records: each is checked once.
     assert len(heads(requests)) == len(FILES) and site_writes(requests) == [], proc.output
     # The manifest rewritten with what the HeadObject calls found: no more.
+    fresh = stamped_with_manifest(s3, bucket)
     with moto.record() as requests:
         assert deploy(site).returncode == 0
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
 
 
 # --- state objects are never site content ----------------------------------
@@ -343,10 +369,11 @@ def test_a_manifest_outside_the_prefix_leaves_only_site_files(tmp_path, deploy, 
     assert listed == sorted("site/" + k for k in FILES)
     body = s3.get_object(Bucket=state, Key=key)["Body"].read()
     assert json.loads(body)["version"] == 3 and b"page" not in body
+    fresh = stamped_with_manifest(s3, bucket, manifest_key=key, manifest_bucket=state, prefix="site/")
     with moto.record() as requests:
         proc = deploy(site, prefix="site", env=env)
     assert proc.returncode == 0, proc.output
-    assert writes(requests) == [] and heads(requests) == []
+    assert_quiet(requests, bucket, fresh)
     assert len([r for r in requests if r["method"] == "GET" and "list-type" not in r["url"] and "?uploads" not in r["url"]]) == 1
 
 

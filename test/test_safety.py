@@ -143,7 +143,7 @@ def test_size_only_skips_same_size_edits(tmp_path, deploy, moto):
     with moto.record() as requests:
         proc = deploy(site, EXTRA_ARGS="--size-only --exact-timestamps")
     assert proc.returncode == 0, proc.output
-    assert writes(requests) == []
+    assert site_writes(requests) == [], "same size: not uploaded"
     assert "--exact-timestamps has no effect" in proc.output
 
 

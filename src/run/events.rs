@@ -1,7 +1,7 @@
 //! What a run tells its listeners. The run never prints: it emits these,
 //! and `report` turns them into console lines and the JSON record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,9 +26,49 @@ pub struct Outcome {
     pub copied: usize,
     /// The ETag S3 gave each uploaded or copied key.
     pub etags: HashMap<Key, ETag>,
-    /// When the last upload or copy ended: the manifest must be stamped in
-    /// a later second than this (deletes stamp nothing).
-    pub last_write: Option<Instant>,
+    /// When the last uploads and copies ended (deletes stamp nothing).
+    pub last_writes: LastWrites,
+}
+
+/// When a deploy's last uploads and copies ended, in the order they ended:
+/// enough of them to count those S3 may have stamped in the second its
+/// manifest would be stamped in if written now (`run::manifest::save`).
+#[derive(Debug, Default)]
+pub struct LastWrites {
+    ends: VecDeque<Instant>,
+}
+
+impl LastWrites {
+    /// How long an end is kept after a later one: longer than a clock step
+    /// of S3 (a second) and the margin for clocks.
+    const KEPT: Duration = Duration::from_millis(2_500);
+
+    /// A write that ended `at`, no earlier than the one recorded before.
+    pub fn record(&mut self, at: Instant) {
+        while self
+            .ends
+            .front()
+            .is_some_and(|first| at.saturating_duration_since(*first) > Self::KEPT)
+        {
+            self.ends.pop_front();
+        }
+        self.ends.push_back(at);
+    }
+
+    /// When the last write ended; `None`: there was none.
+    pub fn last(&self) -> Option<Instant> {
+        self.ends.back().copied()
+    }
+
+    /// How many writes ended at `from` or later (within [`Self::KEPT`] of
+    /// the last).
+    pub fn since(&self, from: Instant) -> usize {
+        self.ends
+            .iter()
+            .rev()
+            .take_while(|end| **end >= from)
+            .count()
+    }
 }
 
 /// What was asked of one distribution.

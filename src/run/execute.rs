@@ -189,7 +189,7 @@ async fn run_step<S: ObjectStore, E: Sink>(
                     }
                 }
                 done.etags.insert(planned.upload.key.clone(), etag);
-                done.last_write = Some(Instant::now());
+                done.last_writes.record(Instant::now());
             }
             Err(error) => {
                 sink.event(&Event::WriteFailed {

@@ -98,7 +98,7 @@ pub async fn run<S: ObjectStore, C: Cdn, W: Site, E: Sink>(
         let Some(p) = pending.take() else {
             return Ok(());
         };
-        let save = manifest::save(store, &p.at, p.manifest, p.settled, sink);
+        let save = manifest::save(store, &p.at, p.manifest, &p.settled, sink);
         // A stop while the manifest waits for the clock: the deploy is done,
         // the next run pays HeadObject calls for what this one wrote.
         tokio::select! {
@@ -211,8 +211,7 @@ async fn verify_url<C: Cdn>(
 pub struct PendingManifest {
     at: Location,
     manifest: Manifest,
-    /// When the deploy's last upload or copy ended; `None`: it wrote none.
-    settled: Option<Instant>,
+    settled: manifest::Settled,
 }
 
 /// `work`, unless a stop comes first: for what writes nothing, so that
@@ -269,6 +268,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         mut as_uploaded,
         heads,
         plan,
+        excluded,
     } = ready;
     let local = &prepared.files;
     guard::check(
@@ -284,7 +284,7 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
         abort_stale(store, stale, max_age, target.dry_run, sink).await;
     }
 
-    let done = if target.dry_run {
+    let mut done = if target.dry_run {
         Outcome::default()
     } else {
         let limits = execute::Limits {
@@ -320,10 +320,16 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
                 marks: &marks,
             },
         );
-        pending = next.map(|next| PendingManifest {
-            at: at.clone(),
-            manifest: next.manifest,
-            settled: done.last_write,
+        pending = next.map(|next| {
+            let entries = next.manifest.len();
+            PendingManifest {
+                at: at.clone(),
+                manifest: next.manifest,
+                settled: manifest::Settled {
+                    writes: std::mem::take(&mut done.last_writes),
+                    head_budget: manifest::head_budget(target.concurrency, excluded, entries),
+                },
+            }
         });
     }
     sink.event(&Event::Deployed {
@@ -353,6 +359,8 @@ struct Ready {
     as_uploaded: ByKey<Hashed>,
     heads: ByKey<HeadersDigest>,
     plan: Plan,
+    /// Files and objects the filters and `ignore` rules left out.
+    excluded: usize,
 }
 
 /// The local side of a deploy, made ready while the bucket is listed.
@@ -588,6 +596,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
         as_uploaded,
         heads,
         plan,
+        excluded,
     })
 }
 
