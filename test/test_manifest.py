@@ -334,6 +334,25 @@ def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, 
     assert_quiet(requests, bucket, fresh)
 
 
+def test_a_manifest_that_records_a_time_after_it_was_stored_vouches_for_no_headers(tmp_path, deploy, s3, bucket, moto):
+    site = make_site(tmp_path, FILES)
+    assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
+    saved = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
+    time.sleep(1.5)
+    assert deploy(site, CACHE_CONTROL="max-age=120").returncode == 0
+    time.sleep(1.5)
+    # The first deploy's manifest put back, as written by a clock 30 s ahead
+    # of S3's: its record would pass every object fixed since.
+    saved["written"] += 30
+    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=json.dumps(saved).encode())
+    with moto.record() as requests:
+        proc = deploy(site, CACHE_CONTROL="max-age=60")
+    assert proc.returncode == 0, proc.output
+    assert "s after S3 stored it" in proc.output and "runs ahead of S3's" in proc.output, proc.output
+    assert len(heads(requests)) == len(FILES) and len(copies(requests)) == len(FILES), proc.output
+    assert_cache_control(s3, bucket, "max-age=60")
+
+
 # --- state objects are never site content ----------------------------------
 
 

@@ -158,6 +158,10 @@ where
     fn clock_resolution(&self) -> Duration {
         self.inner.clock_resolution()
     }
+
+    fn now(&self) -> i64 {
+        self.inner.now()
+    }
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
         self.check(Op::Headers(key))?;
         self.inner.headers(key).await

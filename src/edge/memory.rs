@@ -315,6 +315,11 @@ impl ObjectStore for MemoryStore {
         Duration::ZERO
     }
 
+    fn now(&self) -> i64 {
+        // The second of the last write: the next one is stamped later.
+        EPOCH + *self.clock.lock().unwrap()
+    }
+
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
         self.record(format!("HEAD {key}"));
         Ok(self.headers_of(key))

@@ -472,6 +472,12 @@ impl ObjectStore for S3Store {
         std::time::Duration::from_secs(1)
     }
 
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
     async fn headers(&self, key: &Key) -> Result<Option<Headers>, StoreError> {
         let result = self
             .client

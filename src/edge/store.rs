@@ -246,6 +246,11 @@ pub trait ObjectStore: Sync {
     /// LastModified: one second on S3, which stamps whole seconds.
     fn clock_resolution(&self) -> Duration;
 
+    /// The time, in seconds since the Unix epoch, that a deploy manifest
+    /// written now records ([`crate::plan::manifest::Manifest::stamp`]): on
+    /// S3 this machine's clock, which follows S3's when both keep NTP time.
+    fn now(&self) -> i64;
+
     /// The headers an object is served with; `None` if absent.
     fn headers(
         &self,

@@ -456,7 +456,9 @@ impl Previous {
     /// stamped more than [`CLOCK_TOLERANCE`] after the time the manifest
     /// records ([`Manifest::stamp`]): the manifest object is a copy put
     /// back later (a restore), whose new LastModified would otherwise
-    /// vouch for headers changed since its deploy.
+    /// vouch for headers changed since its deploy. A manifest that records
+    /// a time more than [`CLOCK_TOLERANCE`] after its own LastModified was
+    /// written by a clock ahead of S3's: it vouches for no headers.
     pub fn trusted(&self, remote: &[RemoteObject]) -> ByKey<Trusted> {
         let salt = &self.manifest.salt;
         // The listed keys' digests in digest order, walked beside the
@@ -469,10 +471,16 @@ impl Previous {
             .collect();
         digests.sort_unstable();
         let mut entries = self.manifest.objects.0.iter().peekable();
-        let stamped_before = self.manifest.written.map_or(self.last_modified, |w| {
-            self.last_modified
-                .min(w.saturating_add(CLOCK_TOLERANCE + 1))
-        });
+        let stamped_before = match self.manifest.written {
+            None => self.last_modified,
+            // Written after it was stored, by its own account: the clock
+            // that wrote it ran ahead of S3's, so its record bounds nothing
+            // (a copy put back later would pass) and vouches for no headers.
+            Some(w) if w > self.last_modified.saturating_add(CLOCK_TOLERANCE) => i64::MIN,
+            Some(w) => self
+                .last_modified
+                .min(w.saturating_add(CLOCK_TOLERANCE + 1)),
+        };
         // By the listing's order, which is the keys'.
         let mut found: Vec<Option<&Entry>> = vec![None; remote.len()];
         for (digest, at) in digests {
@@ -952,11 +960,22 @@ mod tests {
                 ("within-tolerance", true)
             ])
         );
-        // A stamp ahead of the manifest's LastModified (this machine's
-        // clock ahead of S3's) never extends the trust past it.
-        p.manifest.stamp(WRITTEN + 600);
-        let late = p.trusted(&[listed("untouched", "e1", WRITTEN)]);
-        assert!(!late[&Key::new("untouched")].headers);
+        // A stamp ahead of the manifest's LastModified by more than the
+        // tolerance (the writer's clock ahead of S3's) bounds nothing: a copy
+        // put back later would pass it, so no headers are vouched for.
+        p.manifest.stamp(WRITTEN + CLOCK_TOLERANCE + 1);
+        let ahead = p.trusted(&[listed("untouched", "e1", deployed - 1)]);
+        assert!(!ahead[&Key::new("untouched")].headers);
+        // Within the tolerance, the manifest's own second still bounds it.
+        p.manifest.stamp(WRITTEN + CLOCK_TOLERANCE);
+        let near = p.trusted(&[
+            listed("untouched", "e1", WRITTEN - 1),
+            listed("within-tolerance", "e2", WRITTEN),
+        ]);
+        assert_eq!(
+            vouched(&near),
+            BTreeMap::from([("untouched", true), ("within-tolerance", false)])
+        );
     }
 
     #[test]

@@ -215,6 +215,12 @@ impl Sink for Console {
                  (a copy put back, or this machine's clock is behind S3's): objects changed \
                  since that time are checked with HeadObject"
             ),
+            Event::ManifestWrittenAhead { at, seconds } => warn!(
+                "The deploy manifest {at} records a time {seconds} s after S3 stored it \
+                 (the clock of the machine that wrote it runs ahead of S3's): it vouches for \
+                 no object's headers, so unchanged objects are checked with HeadObject; \
+                 keep the runners' clocks in time (NTP)"
+            ),
             Event::ManifestOfAnotherDestination { at } => warn!(
                 "The deploy manifest {at} was written for another destination: \
                  give each S3_BUCKET its own MANIFEST_KEY; {} it",

@@ -130,6 +130,13 @@ pub enum Event<'a> {
         at: &'a Location,
         seconds: i64,
     },
+    /// The manifest records a time `seconds` after its own LastModified:
+    /// the clock that wrote it ran ahead of S3's, so it vouches for no
+    /// object's headers.
+    ManifestWrittenAhead {
+        at: &'a Location,
+        seconds: i64,
+    },
     /// The deploy manifest was written for another destination (a
     /// MANIFEST_KEY shared by two deploys): this deploy replaces it.
     ManifestOfAnotherDestination {

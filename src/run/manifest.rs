@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::edge::store::{Fetched, ObjectStore, StoreError};
 use crate::model::{Location, ObjectSettings, Prefix, RemoteObject};
-use crate::plan::manifest::{Manifest, Previous, Read, SALT_BYTES, Salt};
+use crate::plan::manifest::{CLOCK_TOLERANCE, Manifest, Previous, Read, SALT_BYTES, Salt};
 
 use super::events::{Event, LastWrites, Sink};
 
@@ -40,14 +40,19 @@ pub fn read<E: Sink>(
 ) -> Result<Option<Previous>, StoreError> {
     Ok(match Manifest::read(&fetched.body, destination) {
         Read::Current(manifest) => {
-            let put_back = manifest
-                .written()
-                .map_or(0, |w| fetched.last_modified.saturating_sub(w));
-            if put_back > PUT_BACK {
-                sink.event(&Event::ManifestPutBack {
-                    at,
-                    seconds: put_back,
-                });
+            if let Some(written) = manifest.written() {
+                let stored_after = fetched.last_modified.saturating_sub(written);
+                if stored_after > PUT_BACK {
+                    sink.event(&Event::ManifestPutBack {
+                        at,
+                        seconds: stored_after,
+                    });
+                } else if -stored_after > CLOCK_TOLERANCE {
+                    sink.event(&Event::ManifestWrittenAhead {
+                        at,
+                        seconds: -stored_after,
+                    });
+                }
             }
             Some(Previous {
                 manifest,
@@ -186,10 +191,7 @@ pub async fn save<S: ObjectStore, E: Sink>(
             tokio::time::sleep(until_next_step(settled_at, now, resolution)).await;
         }
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    manifest.stamp(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
+    manifest.stamp(store.now());
     let settings = ObjectSettings {
         cache_control: Some("no-store".into()),
         ..ObjectSettings::default()
