@@ -225,3 +225,16 @@ def assert_quiet(requests, bucket, fresh):
     (what [`stamped_with_manifest`] gave before the run)."""
     assert head_object_keys(requests, bucket) == fresh
     assert (site_writes if fresh else writes)(requests) == [], writes(requests)
+
+
+def assert_redeploy_quiet(moto, s3, bucket, deploy_again, **where):
+    """Runs `deploy_again()` (a redeploy of an unchanged folder, which must
+    succeed) and checks it with [`assert_quiet`] against the keys
+    [`stamped_with_manifest`] (given `where`) names before it. Returns the
+    run and the requests it sent."""
+    fresh = stamped_with_manifest(s3, bucket, **where)
+    with moto.record() as requests:
+        proc = deploy_again()
+    assert proc.returncode == 0, proc.output
+    assert_quiet(requests, bucket, fresh)
+    return proc, requests

@@ -9,7 +9,18 @@ import unicodedata
 import boto3.s3.transfer
 import pytest
 
-from conftest import MANIFEST, assert_quiet, base_env, bucket_contents, make_site, run_pipe, site_writes, stamped_with_manifest, writes
+from conftest import (
+    MANIFEST,
+    assert_quiet,
+    assert_redeploy_quiet,
+    base_env,
+    bucket_contents,
+    make_site,
+    run_pipe,
+    site_writes,
+    stamped_with_manifest,
+    writes,
+)
 
 SITE = {
     "index.html": "<h1>home</h1>",
@@ -61,11 +72,7 @@ def test_redeploy_after_touching_every_mtime_writes_nothing(tmp_path, deploy, s3
     later = time.time() + 3600
     for p in site.rglob("*"):
         os.utime(p, (later, later))
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        proc = deploy(site)
-    assert proc.returncode == 0, proc.output
-    assert_quiet(requests, bucket, fresh)
+    proc, _ = assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site))
     assert "0 uploaded (0 B), 6 unchanged, 0 deleted" in proc.output
 
 
@@ -124,11 +131,9 @@ def test_tricky_names_round_trip_and_do_not_reupload(tmp_path, deploy, s3, bucke
     expected = {"p/" + k: v for k, v in local_files(site).items()}
     assert got == expected
     assert "p/r\u00e9sum\u00e9.txt" in got
-    fresh = stamped_with_manifest(s3, bucket, manifest_key="p/" + MANIFEST, prefix="p/")
-    with moto.record() as requests:
-        again = deploy(site, prefix="p", DELETE_FLAG="true")
-    assert again.returncode == 0, again.output
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(
+        moto, s3, bucket, lambda: deploy(site, prefix="p", DELETE_FLAG="true"), manifest_key="p/" + MANIFEST, prefix="p/"
+    )
 
 
 def test_large_file_goes_in_parts_and_redeploy_skips_it(tmp_path, deploy, s3, bucket, moto):

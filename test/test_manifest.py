@@ -18,7 +18,7 @@ from conftest import (
     BIN,
     MANIFEST,
     REGION,
-    assert_quiet,
+    assert_redeploy_quiet,
     base_env,
     bucket_contents,
     head_object_keys,
@@ -67,10 +67,7 @@ def test_header_only_change_is_fixed_in_place(tmp_path, deploy, s3, bucket, moto
     assert all(s3.head_object(Bucket=bucket, Key=k)["CacheControl"] == "max-age=3600" for k in FILES)
     assert bucket_contents(s3, bucket) == {k: v.encode() for k, v in FILES.items()}
     assert "same content, headers changed: fixed in place" in proc.output
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        assert deploy(site, CACHE_CONTROL="max-age=3600").returncode == 0
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site, CACHE_CONTROL="max-age=3600"))
 
 
 def test_objects_overwritten_by_another_tool_cost_one_head_each(tmp_path, deploy, s3, bucket, moto):
@@ -95,10 +92,7 @@ def test_objects_overwritten_by_another_tool_cost_one_head_each(tmp_path, deploy
     assert sorted(r["url"].split("?")[0].rsplit("/", 1)[-1] for r in copies(requests)) == sorted(
         k.rsplit("/", 1)[-1] for k in touched
     )
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        assert deploy(site).returncode == 0
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site))
 
 
 def test_without_the_manifest_headers_come_from_head_object(tmp_path, deploy, s3, bucket, moto):
@@ -202,10 +196,7 @@ def test_a_clear_text_manifest_is_migrated_on_the_first_deploy(tmp_path, deploy,
     assert [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in writes(requests)] == [MANIFEST]
     body = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
     assert json.loads(body)["version"] == 3 and b"embargoed" not in body
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        assert deploy(site).returncode == 0
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site))
 
 
 # --- truthful: headers changed behind the manifest are found ---------------
@@ -247,10 +238,7 @@ def test_headers_another_tool_changed_are_read_once_and_restored(tmp_path, deplo
     assert_cache_control(s3, bucket, "max-age=60")
     for key in touched:
         assert s3.head_object(Bucket=bucket, Key=key)["ContentType"] != "application/octet-stream"
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site, CACHE_CONTROL="max-age=60"))
 
 
 def test_header_fixes_of_a_killed_run_are_found_and_undone(tmp_path, deploy, s3, bucket, moto):
@@ -282,10 +270,7 @@ def test_header_fixes_of_a_killed_run_are_found_and_undone(tmp_path, deploy, s3,
     assert copies_of(requests) == [k.rsplit("/", 1)[-1] for k in changed]
     for key in files:
         assert s3.head_object(Bucket=bucket, Key=key).get("CacheControl") == "max-age=60", key
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site, CACHE_CONTROL="max-age=60"))
 
 
 def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_path, deploy, s3, bucket, moto):
@@ -308,10 +293,7 @@ def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_
     assert head_keys(requests) == sorted(k.rsplit("/", 1)[-1] for k in FILES), "every object changed since"
     assert copies_of(requests) == sorted(k.rsplit("/", 1)[-1] for k in FILES)
     assert_cache_control(s3, bucket, "max-age=60")
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site, CACHE_CONTROL="max-age=60"))
 
 
 def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, s3, bucket, moto):
@@ -328,10 +310,7 @@ def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, 
     # Every object was written after the time it records: each is checked once.
     assert len(heads(requests)) == len(FILES) and site_writes(requests) == [], proc.output
     # The manifest rewritten with what the HeadObject calls found: no more.
-    fresh = stamped_with_manifest(s3, bucket)
-    with moto.record() as requests:
-        assert deploy(site).returncode == 0
-    assert_quiet(requests, bucket, fresh)
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site))
 
 
 def test_a_manifest_that_records_a_time_after_it_was_stored_vouches_for_no_headers(tmp_path, deploy, s3, bucket, moto):
@@ -388,11 +367,9 @@ def test_a_manifest_outside_the_prefix_leaves_only_site_files(tmp_path, deploy, 
     assert listed == sorted("site/" + k for k in FILES)
     body = s3.get_object(Bucket=state, Key=key)["Body"].read()
     assert json.loads(body)["version"] == 3 and b"page" not in body
-    fresh = stamped_with_manifest(s3, bucket, manifest_key=key, manifest_bucket=state, prefix="site/")
-    with moto.record() as requests:
-        proc = deploy(site, prefix="site", env=env)
-    assert proc.returncode == 0, proc.output
-    assert_quiet(requests, bucket, fresh)
+    _, requests = assert_redeploy_quiet(
+        moto, s3, bucket, lambda: deploy(site, prefix="site", env=env), manifest_key=key, manifest_bucket=state, prefix="site/"
+    )
     assert len([r for r in requests if r["method"] == "GET" and "list-type" not in r["url"] and "?uploads" not in r["url"]]) == 1
 
 

@@ -373,11 +373,6 @@ impl Manifest {
         self.written = Some(now);
     }
 
-    /// The time [`Manifest::stamp`] recorded, if any.
-    pub fn written(&self) -> Option<i64> {
-        self.written
-    }
-
     /// An entry for every key of `entries`, given in any order.
     pub(crate) fn with_entries<'k>(
         salt: Salt,
@@ -476,7 +471,7 @@ impl Previous {
             // Written after it was stored, by its own account: the clock
             // that wrote it ran ahead of S3's, so its record bounds nothing
             // (a copy put back later would pass) and vouches for no headers.
-            Some(w) if w > self.last_modified.saturating_add(CLOCK_TOLERANCE) => i64::MIN,
+            Some(_) if self.written_ahead() => i64::MIN,
             Some(w) => self
                 .last_modified
                 .min(w.saturating_add(CLOCK_TOLERANCE + 1)),
@@ -501,6 +496,20 @@ impl Previous {
                 })
             })
             .collect()
+    }
+
+    /// Seconds from the time the manifest records ([`Manifest::stamp`]) to
+    /// its LastModified: about 0; far more for a copy put back later.
+    /// `None` before 0.6.0.
+    pub fn stored_after(&self) -> Option<i64> {
+        let written = self.manifest.written?;
+        Some(self.last_modified.saturating_sub(written))
+    }
+
+    /// Whether the manifest records a time more than [`CLOCK_TOLERANCE`]
+    /// after its own LastModified: the clock that wrote it ran ahead of S3's.
+    pub fn written_ahead(&self) -> bool {
+        self.stored_after().is_some_and(|s| s < -CLOCK_TOLERANCE)
     }
 
     /// [`Previous::trusted`], letting go of the entries: a deploy reads
@@ -943,7 +952,7 @@ mod tests {
         ]);
         let deployed = WRITTEN - 600;
         p.manifest.stamp(deployed);
-        assert_eq!(read_back(&p.manifest).written(), Some(deployed));
+        assert_eq!(read_back(&p.manifest).written, Some(deployed));
         let trusted = p.trusted(&[
             listed("untouched", "e1", deployed - 1),
             // This machine's clock a little behind S3's.

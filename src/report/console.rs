@@ -202,13 +202,13 @@ impl Sink for Console {
                  and s3:AbortMultipartUpload, or set ABORT_INCOMPLETE_UPLOADS_AFTER to 0)"
             ),
             Event::ManifestUnreadable { at } => warn!(
-                "The deploy manifest {at} is unreadable: {} it",
-                rewritten_by(state.dry_run)
+                "The deploy manifest {at} is unreadable: {} rewrites it",
+                who_writes(state.dry_run)
             ),
             Event::ManifestInClearText { at } => warn!(
                 "The deploy manifest {at} names every key in clear (version 1): \
-                 {} it in the private form",
-                rewritten_by(state.dry_run)
+                 {} rewrites it in the private form",
+                who_writes(state.dry_run)
             ),
             Event::ManifestPutBack { at, seconds } => warn!(
                 "The deploy manifest {at} was stored {seconds} s after the time it records \
@@ -223,8 +223,8 @@ impl Sink for Console {
             ),
             Event::ManifestOfAnotherDestination { at } => warn!(
                 "The deploy manifest {at} was written for another destination: \
-                 give each S3_BUCKET its own MANIFEST_KEY; {} it",
-                rewritten_by(state.dry_run).replace("rewrites", "replaces")
+                 give each S3_BUCKET its own MANIFEST_KEY; {} replaces it",
+                who_writes(state.dry_run)
             ),
             Event::FormerManifest { key } => info!(
                 "{key} is a deploy manifest this deploy does not use: \
@@ -464,12 +464,12 @@ fn dry_run_lines(plan: &Plan) {
     }
 }
 
-/// Who rewrites a manifest found wanting: this deploy, unless it is a dry run.
-fn rewritten_by(dry_run: bool) -> &'static str {
+/// Who writes over a manifest found wanting: this deploy, unless it is a dry run.
+fn who_writes(dry_run: bool) -> &'static str {
     if dry_run {
-        "a deploy without DRY_RUN rewrites"
+        "a deploy without DRY_RUN"
     } else {
-        "this deploy rewrites"
+        "this deploy"
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::edge::store::{Fetched, ObjectStore, StoreError};
 use crate::model::{Location, ObjectSettings, Prefix, RemoteObject};
-use crate::plan::manifest::{CLOCK_TOLERANCE, Manifest, Previous, Read, SALT_BYTES, Salt};
+use crate::plan::manifest::{Manifest, Previous, Read, SALT_BYTES, Salt};
 
 use super::events::{Event, LastWrites, Sink};
 
@@ -40,25 +40,24 @@ pub fn read<E: Sink>(
 ) -> Result<Option<Previous>, StoreError> {
     Ok(match Manifest::read(&fetched.body, destination) {
         Read::Current(manifest) => {
-            if let Some(written) = manifest.written() {
-                let stored_after = fetched.last_modified.saturating_sub(written);
-                if stored_after > PUT_BACK {
-                    sink.event(&Event::ManifestPutBack {
-                        at,
-                        seconds: stored_after,
-                    });
-                } else if -stored_after > CLOCK_TOLERANCE {
-                    sink.event(&Event::ManifestWrittenAhead {
-                        at,
-                        seconds: -stored_after,
-                    });
-                }
-            }
-            Some(Previous {
+            let previous = Previous {
                 manifest,
                 last_modified: fetched.last_modified,
                 clear_text: false,
-            })
+            };
+            let stored_after = previous.stored_after().unwrap_or(0);
+            if stored_after > PUT_BACK {
+                sink.event(&Event::ManifestPutBack {
+                    at,
+                    seconds: stored_after,
+                });
+            } else if previous.written_ahead() {
+                sink.event(&Event::ManifestWrittenAhead {
+                    at,
+                    seconds: -stored_after,
+                });
+            }
+            Some(previous)
         }
         Read::ClearText(entries) => {
             sink.event(&Event::ManifestInClearText { at });
