@@ -20,7 +20,7 @@ use run::{PACING, PipeError, unless_stopped};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    edge::allocator::cap_arenas();
+    edge::allocator::configure();
     stop::run_then_leave(pipe())
 }
 

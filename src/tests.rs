@@ -644,7 +644,7 @@ async fn no_object_the_pipe_writes_names_a_key_the_site_does_not_link() {
         .await
         .0
         .unwrap();
-    let manifest = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
+    let manifest = manifest_json(&store, MANIFEST);
     for name in ["embargoed", "press", "customer-7f3a9", "downloads", "index"] {
         assert!(!manifest.contains(name), "{name} in {manifest}");
     }
@@ -807,7 +807,7 @@ async fn a_manifest_in_another_bucket_leaves_only_site_files_under_the_prefix() 
         .inner
         .body_elsewhere("state-bucket", "sites/p.s3-cloudfront-deploy-manifest.json")
         .unwrap();
-    assert!(!String::from_utf8(manifest).unwrap().contains("index"));
+    assert!(!gunzip(&manifest).contains("index"));
     let before = store.inner.log().len();
     let gets = store.calls("GetObject");
     let (result, report) = deploy(&store, &cdn(), &elsewhere).await;
@@ -889,7 +889,7 @@ async fn a_clear_text_manifest_is_read_once_and_rewritten_privately() {
     deploy(&store, &cdn(), &on).await.0.unwrap();
     // Its entries held: no HeadObject; it is rewritten at once.
     assert_eq!(since(&store, before), [format!("PUT {MANIFEST}")]);
-    let rewritten = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
+    let rewritten = manifest_json(&store, MANIFEST);
     assert!(!rewritten.contains("unlinked"), "{rewritten}");
     let before = store.log().len();
     deploy(&store, &cdn(), &on).await.0.unwrap();
@@ -906,8 +906,25 @@ async fn a_local_file_named_like_the_manifest_is_not_uploaded() {
     let (result, report) = deploy(&store, &cdn(), &config(dir.path(), &[])).await;
     result.unwrap();
     assert_eq!(report["totals"]["uploaded"], 1);
-    let manifest = String::from_utf8(store.body(MANIFEST).unwrap()).unwrap();
+    let manifest = manifest_json(&store, MANIFEST);
     assert!(manifest.contains("\"version\":3"), "{manifest}");
+    let headers = store.headers_of(MANIFEST).unwrap();
+    assert_eq!(headers.content_encoding.as_deref(), Some("gzip"));
+}
+
+/// The JSON text of the manifest object at `key`.
+fn manifest_json(store: &MemoryStore, key: &str) -> String {
+    gunzip(&store.body(key).unwrap())
+}
+
+/// The text of a manifest object's body, which is stored gzip-compressed.
+fn gunzip(body: &[u8]) -> String {
+    use std::io::Read;
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_string(&mut json)
+        .expect("the manifest is gzip-compressed JSON");
+    json
 }
 
 // --- DELETE_GRACE ------------------------------------------------------------
@@ -927,8 +944,8 @@ fn refill(root: &Path, files: &[(&str, &str)]) {
 
 /// The DELETE_GRACE marks the store's manifest holds.
 fn marks(store: &MemoryStore) -> Vec<Value> {
-    let body = store.body("p/.s3-cloudfront-deploy-manifest.json").unwrap();
-    let manifest: Value = serde_json::from_slice(&body).unwrap();
+    let body = manifest_json(store, "p/.s3-cloudfront-deploy-manifest.json");
+    let manifest: Value = serde_json::from_str(&body).unwrap();
     match &manifest["pending"] {
         Value::Object(marks) => marks.values().cloned().collect(),
         _ => Vec::new(),

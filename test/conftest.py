@@ -3,6 +3,7 @@ release binary, run the way Bitbucket runs it (environment variables only)."""
 
 import base64
 import contextlib
+import gzip
 import json
 import os
 import socket
@@ -194,6 +195,20 @@ def bucket_contents(s3, bucket, prefix=""):
                 continue
             out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
     return out
+
+
+def manifest_text(s3, bucket, key=MANIFEST):
+    """The manifest object's JSON text. Since 0.7.0 it is stored
+    gzip-compressed, with Content-Encoding: gzip."""
+    got = s3.get_object(Bucket=bucket, Key=key)
+    body = got["Body"].read()
+    assert got.get("ContentEncoding") == "gzip" and body[:2] == b"\x1f\x8b", body[:20]
+    return gzip.decompress(body).decode()
+
+
+def manifest_json(s3, bucket, key=MANIFEST):
+    """The manifest object, parsed (see manifest_text)."""
+    return json.loads(manifest_text(s3, bucket, key))
 
 
 def stamped_with_manifest(s3, bucket, manifest_key=MANIFEST, manifest_bucket=None, prefix=""):

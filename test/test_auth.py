@@ -49,7 +49,8 @@ def sts_calls(requests):
     calls = []
     for r in requests:
         body = r.get("body") or b""
-        body = body.decode() if isinstance(body, bytes) else body
+        # STS forms are text; other bodies (the gzip-compressed manifest) need not be.
+        body = body.decode(errors="replace") if isinstance(body, bytes) else body
         form = dict(urllib.parse.parse_qsl(body))
         if form.get("Action") == "AssumeRoleWithWebIdentity":
             calls.append(form)

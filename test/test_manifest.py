@@ -22,6 +22,8 @@ from conftest import (
     base_env,
     bucket_contents,
     head_object_keys,
+    manifest_json,
+    manifest_text,
     make_site,
     site_writes,
     stamped_with_manifest,
@@ -51,7 +53,7 @@ def copies(requests):
 def test_header_only_change_is_fixed_in_place(tmp_path, deploy, s3, bucket, moto):
     site = make_site(tmp_path / "site", FILES)
     assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
+    manifest = manifest_json(s3, bucket)
     assert manifest["version"] == 3 and len(manifest["objects"]) == len(FILES)
     assert not set(manifest["objects"]) & set(FILES), "keys are digested"
     fresh = stamped_with_manifest(s3, bucket)
@@ -163,7 +165,7 @@ def test_nothing_the_pipe_writes_names_an_unlinked_key(tmp_path, deploy, s3, buc
         body = public.get_object(Bucket=bucket, Key=key)["Body"].read()
         for secret in (b"embargoed", b"press", b"customer-7f3a9", b"downloads"):
             assert secret not in body, (key, secret)
-    manifest = json.loads(public.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
+    manifest = manifest_json(public, bucket)
     assert manifest["version"] == 3 and len(manifest["objects"]) == len(UNLINKED)
 
 
@@ -194,8 +196,8 @@ def test_a_clear_text_manifest_is_migrated_on_the_first_deploy(tmp_path, deploy,
     assert "names every key in clear" in proc.output
     assert heads(requests) == [], "its entries still hold"
     assert [r["url"].split("?")[0].rsplit("/", 1)[-1] for r in writes(requests)] == [MANIFEST]
-    body = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
-    assert json.loads(body)["version"] == 3 and b"embargoed" not in body
+    body = manifest_text(s3, bucket)
+    assert json.loads(body)["version"] == 3 and "embargoed" not in body
     assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site))
 
 
@@ -277,7 +279,7 @@ def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_
     site = make_site(tmp_path, FILES)
     assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
     saved = s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read()
-    assert json.loads(saved)["written"] <= time.time()
+    assert manifest_json(s3, bucket)["written"] <= time.time()
     # A later deploy changes every object's headers, past the pipe's
     # allowance for a clock behind S3's...
     time.sleep(7)
@@ -285,7 +287,7 @@ def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_
     assert_cache_control(s3, bucket, "max-age=120")
     # ...then the first deploy's manifest is put back (a restore): new
     # LastModified, old entries.
-    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=saved, CacheControl="no-store")
+    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=saved, CacheControl="no-store", ContentEncoding="gzip")
     with moto.record() as requests:
         proc = deploy(site, CACHE_CONTROL="max-age=60")
     assert proc.returncode == 0, proc.output
@@ -299,7 +301,7 @@ def test_a_manifest_put_back_later_does_not_vouch_for_headers_changed_since(tmp_
 def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, s3, bucket, moto):
     site = make_site(tmp_path, FILES)
     assert deploy(site).returncode == 0
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
+    manifest = manifest_json(s3, bucket)
     # As if it had been written an hour before it was stored.
     manifest["written"] -= 3600
     s3.put_object(Bucket=bucket, Key=MANIFEST, Body=json.dumps(manifest).encode())
@@ -316,7 +318,7 @@ def test_a_manifest_stored_long_after_it_was_written_is_named(tmp_path, deploy, 
 def test_a_manifest_that_records_a_time_after_it_was_stored_vouches_for_no_headers(tmp_path, deploy, s3, bucket, moto):
     site = make_site(tmp_path, FILES)
     assert deploy(site, CACHE_CONTROL="max-age=60").returncode == 0
-    saved = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST)["Body"].read())
+    saved = manifest_json(s3, bucket)
     time.sleep(1.5)
     assert deploy(site, CACHE_CONTROL="max-age=120").returncode == 0
     time.sleep(1.5)
@@ -365,8 +367,8 @@ def test_a_manifest_outside_the_prefix_leaves_only_site_files(tmp_path, deploy, 
     assert proc.returncode == 0, proc.output
     listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="site/")["Contents"])
     assert listed == sorted("site/" + k for k in FILES)
-    body = s3.get_object(Bucket=state, Key=key)["Body"].read()
-    assert json.loads(body)["version"] == 3 and b"page" not in body
+    body = manifest_text(s3, state, key)
+    assert json.loads(body)["version"] == 3 and "page" not in body
     _, requests = assert_redeploy_quiet(
         moto, s3, bucket, lambda: deploy(site, prefix="site", env=env), manifest_key=key, manifest_bucket=state, prefix="site/"
     )

@@ -33,7 +33,7 @@ pub fn scan(root: &Path, prefix: &Prefix, follow_links: bool) -> Scanned {
     let mut problem = |relative: String, cause| out.problems.push(ScanProblem { relative, cause });
     let mut files = Vec::new();
     let mut links_skipped = 0;
-    let shared_root: Arc<Path> = Arc::from(root);
+    let shared_root = Arc::new(root.to_path_buf());
     let mut walk = walkdir::WalkDir::new(root)
         .follow_links(follow_links)
         .min_depth(1)

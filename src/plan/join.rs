@@ -121,7 +121,12 @@ mod tests {
     use std::path::Path;
 
     fn file(key: &str) -> LocalFile {
-        LocalFile::new(Path::new("/site").into(), &Prefix::default(), key, 1)
+        LocalFile::new(
+            Path::new("/site").to_path_buf().into(),
+            &Prefix::default(),
+            key,
+            1,
+        )
     }
 
     fn obj(key: &str) -> RemoteObject {

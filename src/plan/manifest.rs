@@ -66,6 +66,10 @@ const DIGEST_BYTES: usize = 16;
 /// manifest is caught for every object rewritten more than this after it.
 pub const CLOCK_TOLERANCE: i64 = 5;
 
+/// The first bytes of a gzip stream (RFC 1952, section 2.3.1): JSON never
+/// starts with them.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Whether `key` names one of the pipe's state objects.
 pub fn is_state_object(key: &str) -> bool {
     key.ends_with(SUFFIX)
@@ -308,8 +312,19 @@ impl Manifest {
         }
     }
 
-    /// Reads a manifest object written for `destination`.
+    /// Reads a manifest object written for `destination`: gzip-compressed
+    /// JSON ([`Manifest::to_stored`], since 0.7.0), parsed as it is
+    /// inflated, or plain JSON (every version before).
     pub fn read(bytes: &[u8], destination: &str) -> Read {
+        if bytes.starts_with(&GZIP_MAGIC) {
+            let json = std::io::BufReader::new(flate2::bufread::GzDecoder::new(bytes));
+            return match serde_json::from_reader::<_, Stored>(json) {
+                Ok(stored) if matches!(stored.version, 2 | VERSION) => {
+                    Manifest::from_stored(stored, destination)
+                }
+                _ => Read::Unreadable,
+            };
+        }
         #[derive(Deserialize)]
         struct Version {
             version: u32,
@@ -319,41 +334,61 @@ impl Manifest {
                 Ok(m) if m.version == 1 => Read::ClearText(m.objects),
                 _ => Read::Unreadable,
             },
-            Ok(2 | VERSION) => {
-                let Ok(stored) = serde_json::from_slice::<Stored>(bytes) else {
-                    return Read::Unreadable;
-                };
-                let bytes = hex::decode(&stored.salt).ok();
-                let Some(bytes) = bytes.and_then(|b| <[u8; SALT_BYTES]>::try_from(b).ok()) else {
-                    return Read::Unreadable;
-                };
-                let salt = Salt::new(bytes);
-                if hex::encode(salt.digest("destination", destination).0) != stored.destination {
-                    return Read::OtherDestination;
-                }
-                Read::Current(Manifest {
-                    salt,
-                    destination: stored.destination,
-                    count: stored.objects.len(),
-                    objects: stored.objects.into_owned(),
-                    pending: stored.pending.into_owned(),
-                    written: stored.written,
-                })
-            }
+            Ok(2 | VERSION) => match serde_json::from_slice::<Stored>(bytes) {
+                Ok(stored) => Manifest::from_stored(stored, destination),
+                Err(_) => Read::Unreadable,
+            },
             _ => Read::Unreadable,
         }
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
-        let stored = Stored {
+    fn from_stored(stored: Stored, destination: &str) -> Read {
+        let bytes = hex::decode(&stored.salt).ok();
+        let Some(bytes) = bytes.and_then(|b| <[u8; SALT_BYTES]>::try_from(b).ok()) else {
+            return Read::Unreadable;
+        };
+        let salt = Salt::new(bytes);
+        if hex::encode(salt.digest("destination", destination).0) != stored.destination {
+            return Read::OtherDestination;
+        }
+        Read::Current(Manifest {
+            salt,
+            destination: stored.destination,
+            count: stored.objects.len(),
+            objects: stored.objects.into_owned(),
+            pending: stored.pending.into_owned(),
+            written: stored.written,
+        })
+    }
+
+    fn stored(&self) -> Stored<'_> {
+        Stored {
             version: VERSION,
             salt: hex::encode(self.salt.bytes),
             destination: self.destination.clone(),
             objects: Cow::Borrowed(&self.objects),
             pending: Cow::Borrowed(&self.pending),
             written: self.written,
-        };
-        serde_json::to_vec(&stored).expect("a manifest always serialises")
+        }
+    }
+
+    /// The JSON form, as versions before 0.7.0 wrote it (and read it).
+    #[cfg(test)]
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.stored()).expect("a manifest always serialises")
+    }
+
+    /// The object's bytes: the JSON form, gzip-compressed as it is written
+    /// (the object's Content-Encoding is `gzip`). A million entries take
+    /// [`STORED_BYTES_PER_ENTRY`] bytes each instead of about 96, to
+    /// download and to hold while the listing is held: the key digests and
+    /// ETags are random, the rest repeats.
+    pub fn to_stored(&self) -> Vec<u8> {
+        let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut json = std::io::BufWriter::new(gzip);
+        serde_json::to_writer(&mut json, &self.stored()).expect("a manifest always serialises");
+        let gzip = json.into_inner().expect("writing to memory does not fail");
+        gzip.finish().expect("writing to memory does not fail")
     }
 
     pub fn len(&self) -> usize {
@@ -454,18 +489,24 @@ impl Previous {
     /// vouch for headers changed since its deploy. A manifest that records
     /// a time more than [`CLOCK_TOLERANCE`] after its own LastModified was
     /// written by a clock ahead of S3's: it vouches for no headers.
+    #[cfg(test)]
     pub fn trusted(&self, remote: &[RemoteObject]) -> ByKey<Trusted> {
+        self.vouched(self.manifest.objects.0.clone(), remote)
+    }
+
+    /// [`Previous::trusted`] of `entries` (the manifest's, in digest order).
+    fn vouched(&self, entries: Vec<(Digest, Entry)>, remote: &[RemoteObject]) -> ByKey<Trusted> {
         let salt = &self.manifest.salt;
         // The listed keys' digests in digest order, walked beside the
         // entries (in the same order): a search per key would jump through
-        // a million entries at random, a cache miss at every step.
-        let mut digests: Vec<(Digest, usize)> = remote
+        // a million entries at random, a cache miss at every step. By
+        // position in a u32: 20 bytes a key, not 24.
+        let mut digests: Vec<(Digest, u32)> = remote
             .iter()
-            .enumerate()
-            .map(|(at, r)| (salt.key(&r.key), at))
+            .zip(0u32..)
+            .map(|(r, at)| (salt.key(&r.key), at))
             .collect();
         digests.sort_unstable();
-        let mut entries = self.manifest.objects.0.iter().peekable();
         let stamped_before = match self.manifest.written {
             None => self.last_modified,
             // Written after it was stored, by its own account: the clock
@@ -476,26 +517,34 @@ impl Previous {
                 .last_modified
                 .min(w.saturating_add(CLOCK_TOLERANCE + 1)),
         };
-        // By the listing's order, which is the keys'.
-        let mut found: Vec<Option<&Entry>> = vec![None; remote.len()];
-        for (digest, at) in digests {
-            while entries.next_if(|(d, _)| *d < digest).is_some() {}
-            found[at] = entries.peek().filter(|(d, _)| *d == digest).map(|(_, e)| e);
-        }
-        found
+        let mut listed = digests.into_iter().peekable();
+        // Each entry becomes its key's trusted entry where it stands: an
+        // entry and a trusted entry are the same size, so std collects
+        // them into the entries' own memory, and the peak holds one of
+        // the two, not both (64 bytes a key at a million).
+        let mut trusted: Vec<(u32, Trusted)> = entries
             .into_iter()
-            .zip(remote)
-            .filter_map(|(entry, r)| {
-                let entry = entry?;
+            .filter_map(|(digest, entry)| {
+                while listed.next_if(|(d, _)| *d < digest).is_some() {}
+                let (_, at) = listed.next_if(|(d, _)| *d == digest)?;
+                let r = &remote[at as usize];
                 (entry.etag == r.etag).then(|| {
                     let trusted = Trusted {
-                        entry: entry.clone(),
+                        entry,
                         headers: r.last_modified < stamped_before,
                     };
-                    (r.key.clone(), trusted)
+                    (at, trusted)
                 })
             })
-            .collect()
+            .collect();
+        // Into the listing's order, which is the keys': by position, in
+        // place (the listing has each key once), then named, in place too.
+        trusted.sort_unstable_by_key(|(at, _)| *at);
+        let trusted: Vec<(Key, Trusted)> = trusted
+            .into_iter()
+            .map(|(at, t)| (remote[at as usize].key.clone(), t))
+            .collect();
+        ByKey::from(trusted)
     }
 
     /// Seconds from the time the manifest records ([`Manifest::stamp`]) to
@@ -516,9 +565,8 @@ impl Previous {
     /// them once, and they are 64 bytes a key. [`next_if_needed`] still knows
     /// how many there were.
     pub fn take_trusted(&mut self, remote: &[RemoteObject]) -> ByKey<Trusted> {
-        let trusted = self.trusted(remote);
-        self.manifest.objects = ByDigest::default();
-        trusted
+        let entries = std::mem::take(&mut self.manifest.objects).0;
+        self.vouched(entries, remote)
     }
 
     /// The DELETE_GRACE marks of the listed keys, as read now
@@ -553,10 +601,12 @@ pub fn hashes_for_next<'a>(local: &'a [LocalFile], plan: &Plan) -> Vec<(&'a Loca
 }
 
 /// What a deploy learnt about each key, for the next manifest.
+#[cfg_attr(test, derive(Clone))]
 pub struct Evidence<'a> {
     /// [`Previous::trusted`] over the whole listing, outside the deploy's
-    /// scope too.
-    pub trusted: &'a ByKey<Trusted>,
+    /// scope too: given up to the next manifest, whose entries it becomes
+    /// in its own memory.
+    pub trusted: ByKey<Trusted>,
     /// The listing of the deploy's scope.
     pub remote: &'a [RemoteObject],
     pub hashes: &'a ByKey<Hashed>,
@@ -596,23 +646,36 @@ pub struct Next {
 /// the keys left out of the deploy keep theirs as they were; a key of the
 /// deploy's scope that is not pending (deleted, back in the folder, or kept
 /// without DELETE_FLAG) has none.
-pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: &Evidence) -> Next {
+pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: Evidence) -> Next {
     // Gathered, then sorted once: inserting one by one into the sorted
     // entries would move them all at every key. Each with its key's digest
     // at once: a million keys held twice (by name, then by digest) would
-    // cost 80 MB more at the peak.
-    let written_count = plan.uploads.len() + plan.copies.len();
-    let mut entries: Vec<(Digest, Entry)> =
-        Vec::with_capacity(evidence.trusted.len() + written_count);
-    let mut renewed = 0;
-    each_entry(plan, evidence, |key, entry, new| {
-        entries.push((salt.key(key), entry));
-        renewed += usize::from(new);
+    // cost 80 MB more at the peak. This deploy's own entries first (few,
+    // usually), then the trusted entries carried over, each made a manifest
+    // entry where it stands: the two pairs are the same size, so std
+    // collects them into the trusted entries' memory, and the peak holds
+    // one copy, not two (64 bytes a key).
+    let mut renewed: Vec<(Digest, Entry)> = Vec::new();
+    each_renewed(plan, &evidence, |key, entry| {
+        renewed.push((salt.key(key), entry));
     });
-    let pending = next_marks(&salt, plan, evidence);
+    let pending = next_marks(&salt, plan, &evidence);
+    let replaced = Replaced::of(plan);
+    let mut entries: Vec<(Digest, Entry)> = evidence
+        .trusted
+        .into_pairs()
+        .into_iter()
+        .filter(|(key, t)| t.headers && !replaced.contains(key))
+        .map(|(key, t)| (salt.key(&key), t.entry))
+        .collect();
+    let count = renewed.len();
+    entries.append(&mut renewed);
     let mut manifest = Manifest::by_digest(salt, destination, entries);
     manifest.pending = pending;
-    Next { manifest, renewed }
+    Next {
+        manifest,
+        renewed: count,
+    }
 }
 
 /// [`next`], when [`needs_write`] would say it must be written; decided
@@ -623,15 +686,14 @@ pub fn next_if_needed(
     destination: &str,
     previous: Option<&Previous>,
     plan: &Plan,
-    evidence: &Evidence,
+    evidence: Evidence,
 ) -> Option<Next> {
     if let Some(p) = previous {
-        let (mut entries, mut renewed) = (0, 0);
-        each_entry(plan, evidence, |_, _, new| {
-            entries += 1;
-            renewed += usize::from(new);
-        });
-        let pending = next_marks(&salt, plan, evidence);
+        let mut renewed = 0;
+        each_renewed(plan, &evidence, |_, _| renewed += 1);
+        let mut entries = renewed;
+        each_carried(plan, &evidence, |_, _| entries += 1);
+        let pending = next_marks(&salt, plan, &evidence);
         if !changed(p, entries, renewed, &pending) {
             return None;
         }
@@ -639,24 +701,45 @@ pub fn next_if_needed(
     Some(next(salt, destination, plan, evidence))
 }
 
-/// Calls `found` with each entry of the next manifest ([`next`]), by key,
-/// and whether this deploy's own evidence vouches for it (see
-/// [`Next::renewed`]) rather than an entry carried over. Each key once.
-fn each_entry(plan: &Plan, evidence: &Evidence, mut found: impl FnMut(&Key, Entry, bool)) {
+/// The keys a deploy wrote or deleted, whose old entries are not carried
+/// over. Sorted and searched: a third of a hash set's memory, and few keys.
+struct Replaced<'p>(Vec<&'p str>);
+
+impl<'p> Replaced<'p> {
+    fn of(plan: &'p Plan) -> Self {
+        let mut keys: Vec<&str> = (plan.uploads.iter().chain(&plan.copies))
+            .map(|u| u.upload.key.as_str())
+            .chain(plan.deletes.iter().map(|d| d.key.as_str()))
+            .collect();
+        keys.sort_unstable();
+        Replaced(keys)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.0.binary_search(&key).is_ok()
+    }
+}
+
+/// Calls `found` with each trusted entry the next manifest ([`next`])
+/// carries over as it was: one that vouches for the headers, unless the
+/// deploy replaced or deleted its object (a skip keeps it).
+fn each_carried(plan: &Plan, evidence: &Evidence, mut found: impl FnMut(&Key, &Trusted)) {
+    let replaced = Replaced::of(plan);
+    for (key, t) in &evidence.trusted {
+        if t.headers && !replaced.contains(key) {
+            found(key, t);
+        }
+    }
+}
+
+/// Calls `found` with each entry of the next manifest ([`next`]) that this
+/// deploy's own evidence vouches for (see [`Next::renewed`]): skips whose
+/// headers a HeadObject read, and writes. No key is also carried over
+/// ([`each_carried`]).
+fn each_renewed(plan: &Plan, evidence: &Evidence, mut found: impl FnMut(&Key, Entry)) {
     // Built only when an entry needs it: not on a redeploy whose skips the
     // manifest vouches for, where it would cost a map of every key.
     let listed = std::cell::LazyCell::new(|| listed_etags(evidence));
-    let written = plan.uploads.iter().chain(&plan.copies);
-    // A trusted entry that vouches for the headers is carried over unless
-    // the deploy replaced or deleted its object (a skip keeps it). Sorted
-    // and searched: a third of a hash set's memory, and few keys.
-    let mut replaced: Vec<&str> = written
-        .clone()
-        .map(|u| u.upload.key.as_str())
-        .chain(plan.deletes.iter().map(|d| d.key.as_str()))
-        .collect();
-    replaced.sort_unstable();
-    let is_replaced = |key: &str| replaced.binary_search(&key).is_ok();
     // What the content is: as hashed now, or as a trusted entry recorded it.
     let content = |key: &Key| {
         let hashed = evidence.hashes.get(key).map(|h| (&h.etag, h.part_size));
@@ -671,23 +754,18 @@ fn each_entry(plan: &Plan, evidence: &Evidence, mut found: impl FnMut(&Key, Entr
         };
     let vouched = |key: &str| evidence.trusted.get(key).is_some_and(|t| t.headers);
 
-    for (key, t) in evidence.trusted {
-        if t.headers && !is_replaced(key) {
-            found(key, t.entry.clone(), false);
-        }
-    }
     for (key, _) in plan.skips.iter().filter(|(key, _)| !vouched(key)) {
         let headers = evidence.remote_headers.get(key);
         let made = headers.and_then(|h| Some(entry(listed.get(key.as_str())?, content(key)?, h)));
         if let Some(e) = made {
-            found(key, e, true);
+            found(key, e);
         }
     }
-    for u in written {
+    for u in plan.uploads.iter().chain(&plan.copies) {
         let key = &u.upload.key;
         if let (Some(etag), Some(content)) = (evidence.written.get(key), content(key)) {
             let headers = u.upload.headers().digest();
-            found(key, entry(etag, content, &headers), true);
+            found(key, entry(etag, content, &headers));
         }
     }
 }
@@ -741,7 +819,7 @@ fn changed(
     previous.clear_text
         || renewed > 0
         // Nothing renewed: every entry of the next manifest is one of the
-        // previous, carried over as it was (`each_entry`), so they differ
+        // previous, carried over as it was (`each_carried`), so they differ
         // only when some were not carried over.
         || previous.manifest.count != entries
         || previous.manifest.pending != *pending
@@ -812,6 +890,50 @@ mod tests {
         let mut other = Manifest::new(salt(8), DEST);
         other.insert("site/press/embargoed-launch.html", entry("e1"));
         assert_ne!(m.objects.0[0].0, other.objects.0[0].0);
+    }
+
+    /// [`Previous::take_trusted`] and [`next`] turn entries into trusted
+    /// entries and back in their own memory: std's collect does so only
+    /// while the pairs have one size and one alignment.
+    #[test]
+    fn entries_and_trusted_entries_fit_in_each_others_memory() {
+        use std::mem::{align_of, size_of};
+        let entry = (size_of::<(Digest, Entry)>(), align_of::<(Digest, Entry)>());
+        assert_eq!(
+            (size_of::<(u32, Trusted)>(), align_of::<(u32, Trusted)>()),
+            entry
+        );
+        assert_eq!(
+            (size_of::<(Key, Trusted)>(), align_of::<(Key, Trusted)>()),
+            entry
+        );
+    }
+
+    /// What 0.7.0 writes is the JSON, gzip-compressed; what earlier
+    /// versions wrote (plain JSON) still reads the same; a stream cut short
+    /// or another gzip is not a manifest.
+    #[test]
+    fn the_stored_form_is_the_json_gzip_compressed_and_plain_json_still_reads() {
+        use std::io::Read as _;
+        let mut m = Manifest::new(salt(5), DEST);
+        m.insert("site/a.css", entry("e1"));
+        m.insert("site/b.css", entry("e2"));
+        m.stamp(WRITTEN);
+        let stored = m.to_stored();
+        assert!(stored.starts_with(&GZIP_MAGIC));
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(&stored[..])
+            .read_to_end(&mut json)
+            .unwrap();
+        assert_eq!(json, m.to_json());
+        assert_eq!(Manifest::read(&stored, DEST), Read::Current(m.clone()));
+        assert_eq!(Manifest::read(&m.to_json(), DEST), Read::Current(m));
+        let cut = &stored[..stored.len() - 10];
+        assert_eq!(Manifest::read(cut, DEST), Read::Unreadable);
+        let mut other = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut other, br#"{"version":1,"objects":{}}"#).unwrap();
+        let other = other.finish().unwrap();
+        assert_eq!(Manifest::read(&other, DEST), Read::Unreadable);
     }
 
     /// Text as 0.2.0 and 0.3.0 wrote it (version 2: digests and ETags in
@@ -1059,8 +1181,8 @@ mod tests {
             p.manifest.salt().clone(),
             DEST,
             &plan,
-            &Evidence {
-                trusted: &trusted,
+            Evidence {
+                trusted,
                 remote: &everything[..1],
                 hashes: &hashes,
                 remote_headers: &ByKey::default(),
@@ -1093,7 +1215,7 @@ mod tests {
         let hashes = ByKey::default();
         let written = HashMap::new();
         let evidence = Evidence {
-            trusted: &p.trusted(remote),
+            trusted: p.trusted(remote),
             remote,
             hashes: &hashes,
             remote_headers: heads,
@@ -1106,8 +1228,14 @@ mod tests {
     /// [`next`], after checking that [`next_if_needed`] decides as
     /// [`needs_write`] does, without building it first.
     fn agreed(p: &Previous, plan: &Plan, evidence: &Evidence) -> Next {
-        let made = next(p.manifest.salt().clone(), DEST, plan, evidence);
-        let if_needed = next_if_needed(p.manifest.salt().clone(), DEST, Some(p), plan, evidence);
+        let made = next(p.manifest.salt().clone(), DEST, plan, evidence.clone());
+        let if_needed = next_if_needed(
+            p.manifest.salt().clone(),
+            DEST,
+            Some(p),
+            plan,
+            evidence.clone(),
+        );
         let wanted = needs_write(Some(p), &made).then(|| made.manifest.clone());
         assert_eq!(if_needed.map(|n| n.manifest), wanted);
         made
@@ -1139,7 +1267,7 @@ mod tests {
                 ..Plan::default()
             };
             let evidence = Evidence {
-                trusted: &trusted,
+                trusted: trusted.clone(),
                 remote: &remote,
                 hashes: &ByKey::default(),
                 remote_headers: &ByKey::default(),
@@ -1266,8 +1394,8 @@ mod tests {
             p.manifest.salt().clone(),
             DEST,
             &plan,
-            &Evidence {
-                trusted: &ByKey::default(),
+            Evidence {
+                trusted: ByKey::default(),
                 remote: &scoped,
                 hashes: &ByKey::default(),
                 remote_headers: &ByKey::default(),

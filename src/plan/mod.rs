@@ -533,7 +533,12 @@ mod tests {
     const MIB: u64 = 1024 * 1024;
 
     pub fn file(key: &str, size: u64) -> LocalFile {
-        LocalFile::new(Path::new("/site").into(), &Prefix::default(), key, size)
+        LocalFile::new(
+            Path::new("/site").to_path_buf().into(),
+            &Prefix::default(),
+            key,
+            size,
+        )
     }
 
     pub fn obj(key: &str, size: u64, etag: &str) -> RemoteObject {
@@ -820,7 +825,9 @@ mod tests {
         }]);
         let site = Prefix::new("site");
         let local = ["index.html", "uploads/a.png"]
-            .map(|relative| LocalFile::new(Path::new("/site").into(), &site, relative, 1))
+            .map(|relative| {
+                LocalFile::new(Path::new("/site").to_path_buf().into(), &site, relative, 1)
+            })
             .to_vec();
         let remote = vec![
             obj("site/uploads/user.png", 1, A),

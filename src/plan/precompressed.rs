@@ -47,11 +47,11 @@ pub fn serve_siblings(mut files: Vec<LocalFile>) -> Vec<LocalFile> {
 mod tests {
     use super::*;
     use crate::model::Prefix;
-    use std::path::Path;
+    use std::path::PathBuf;
 
     fn file(relative: &str, size: u64) -> LocalFile {
         LocalFile::new(
-            Path::new("/build").into(),
+            PathBuf::from("/build").into(),
             &Prefix::new("site"),
             relative,
             size,

@@ -126,7 +126,12 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn local_file(prefix: &Prefix, relative: &str, size: u64) -> LocalFile {
-    LocalFile::new(Path::new("/build").into(), prefix, relative, size)
+    LocalFile::new(
+        Path::new("/build").to_path_buf().into(),
+        prefix,
+        relative,
+        size,
+    )
 }
 
 fn check(case: &Case) -> Result<(), TestCaseError> {

@@ -692,7 +692,7 @@ mod tests {
 
     fn planned(key: &str, size: u64, settings: ObjectSettings) -> PlannedUpload {
         let file = LocalFile::new(
-            std::path::Path::new("/site").into(),
+            std::path::PathBuf::from("/site").into(),
             &crate::model::Prefix::default(),
             key,
             size,

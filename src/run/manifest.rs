@@ -193,10 +193,11 @@ pub async fn save<S: ObjectStore, E: Sink>(
     manifest.stamp(store.now());
     let settings = ObjectSettings {
         cache_control: Some("no-store".into()),
+        content_encoding: Some("gzip".into()),
         ..ObjectSettings::default()
     };
     store
-        .put_bytes(at, manifest.to_json(), "application/json", &settings)
+        .put_bytes(at, manifest.to_stored(), "application/json", &settings)
         .await?;
     sink.event(&Event::ManifestWritten {
         at,

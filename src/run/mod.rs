@@ -311,8 +311,8 @@ pub async fn deploy<S: ObjectStore, E: Sink>(
             &destination,
             previous.as_ref(),
             &plan,
-            &decide::Evidence {
-                trusted: &trusted,
+            decide::Evidence {
+                trusted,
                 remote: &remote,
                 hashes: &hashes,
                 remote_headers: &heads,
@@ -477,17 +477,9 @@ async fn complete_hashes<S: ObjectStore>(
     ready: &mut ByKey<Hashed>,
     hashes: &mut ByKey<Hashed>,
 ) -> Result<(), evidence::CompareError> {
-    let needs: ByKey<(&LocalFile, HashNeed)> = needs
-        .into_iter()
-        .filter(|(file, need)| !hashes.get(&file.key).is_some_and(|h| h.answers(*need)))
-        .map(|(file, need)| (file.key.clone(), (file, need)))
-        .collect();
-    let moved = ready.take_where(|key, h| needs.get(key).is_some_and(|(_, need)| h.answers(*need)));
-    let missing = needs
-        .into_iter()
-        .filter(|(key, _)| !moved.contains_key(key))
-        .map(|(_, need)| need)
-        .collect();
+    let mut needs = needs;
+    needs.retain(|(file, need)| !hashes.get(&file.key).is_some_and(|h| h.answers(*need)));
+    let (moved, missing) = evidence::take_ready(needs, ready);
     hashes.merge(moved);
     hashes.merge(evidence::local_etags(store, missing).await?);
     Ok(())

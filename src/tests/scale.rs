@@ -24,6 +24,7 @@ use crate::plan::filter::Filters;
 use crate::plan::manifest::{self, Evidence, Manifest, Previous, Read, SALT_BYTES, Salt};
 use crate::plan::rules::Rules;
 use crate::plan::{self, PlanInput, Reason};
+use crate::run::evidence::take_ready;
 
 const FILES: usize = 1_000_000;
 const DESTINATION: &str = "s3://bucket/site/";
@@ -77,7 +78,7 @@ fn relative(i: usize) -> String {
 
 /// The site as the scan would find it.
 fn local_files(prefix: &Prefix) -> Vec<LocalFile> {
-    let root: std::sync::Arc<std::path::Path> = std::path::Path::new("/build/site").into();
+    let root = std::sync::Arc::new(std::path::PathBuf::from("/build/site"));
     let mut files: Vec<LocalFile> = (0..FILES)
         .map(|i| LocalFile::new(root.clone(), prefix, &relative(i), 100 + (i as u64 % 5000)))
         .collect();
@@ -117,8 +118,8 @@ fn header_digests() -> HashMap<&'static str, HeadersDigest> {
         .collect()
 }
 
-/// The manifest the last deploy wrote, as JSON.
-fn previous_json(remote: &[RemoteObject], prefix: &Prefix) -> Vec<u8> {
+/// The manifest object the last deploy wrote.
+fn previous_object(remote: &[RemoteObject], prefix: &Prefix) -> Vec<u8> {
     let digests = header_digests();
     let entries = remote.iter().map(|r| {
         let ext = r.key.rsplit('.').next().unwrap();
@@ -127,12 +128,12 @@ fn previous_json(remote: &[RemoteObject], prefix: &Prefix) -> Vec<u8> {
     });
     let written = Manifest::with_entries(Salt::new([7; SALT_BYTES]), DESTINATION, entries);
     assert!(prefix.contains(&remote[0].key));
-    written.to_json()
+    written.to_stored()
 }
 
 /// The manifest as a deploy reads it.
-fn previous(json: &[u8]) -> Previous {
-    let Read::Current(manifest) = Manifest::read(json, DESTINATION) else {
+fn previous(stored: &[u8]) -> Previous {
+    let Read::Current(manifest) = Manifest::read(stored, DESTINATION) else {
         panic!("the manifest does not read back");
     };
     Previous {
@@ -145,8 +146,9 @@ fn previous(json: &[u8]) -> Previous {
 /// A deploy's planning path where every `changed_every`-th file has new
 /// content of the same size (`None`: nothing changed); prints what it cost.
 fn deploy(name: &str, changed_every: Option<usize>) {
+    crate::edge::allocator::configure();
     let rss_before = status_bytes("VmRSS:");
-    let changed = |i: usize| changed_every.is_some_and(|n| i % n == 0);
+    let changed = |i: usize| changed_every.is_some_and(|n| i.is_multiple_of(n));
     let prefix = Prefix::new("site");
 
     // The synthetic inputs: the scan's files, the listing and the last
@@ -156,8 +158,19 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     // holds as much.
     let setup_before = cpu_seconds();
     let local = local_files(&prefix);
+    // What hashing the files finds.
+    let hash = |f: &LocalFile| {
+        let i = index_of(f.relative());
+        Hashed {
+            etag: ETag::new(&md5_of(i, u64::from(changed(i)))),
+            part_size: None,
+        }
+    };
+    // As `run::local_side` does while the bucket is listed: every file
+    // hashed as it would be uploaded (here, in one part).
+    let mut as_uploaded: ByKey<Hashed> = local.iter().map(|f| (f.key.clone(), hash(f))).collect();
     let mut remote = listing(&local);
-    let json = previous_json(&remote, &prefix);
+    let stored = previous_object(&remote, &prefix);
     let setup = cpu_seconds() - setup_before;
     // Making the manifest's JSON held a manifest beside it, which no deploy
     // does: the peak starts over from what the inputs hold (Linux's
@@ -183,8 +196,8 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     // manifest is read once the listing's own are let go.
     plan::share_keys(&local, &mut remote);
     crate::edge::allocator::give_back();
-    let mut previous = previous(&json);
-    drop(json);
+    let mut previous = previous(&stored);
+    drop(stored);
     stage("manifest read");
     let trusted = previous.take_trusted(&remote);
     let marks = previous.marks(&remote);
@@ -202,19 +215,11 @@ fn deploy(name: &str, changed_every: Option<usize>) {
 
     let needs = plan::hashes_needed(&local, &remote, false, &trusted);
     assert_eq!(needs.len(), FILES, "every same-size file is hashed");
-    // What hashing the files would find.
-    let hash = |f: &LocalFile| {
-        let i = index_of(f.relative());
-        Hashed {
-            etag: ETag::new(&md5_of(i, u64::from(changed(i)))),
-            part_size: None,
-        }
-    };
-    let mut hashes: ByKey<Hashed> = needs
-        .iter()
-        .map(|(f, _)| (f.key.clone(), hash(f)))
-        .collect();
-    drop(needs);
+    // As `run::complete_hashes` does: the hashes the comparison needs are
+    // moved out of those the local side made.
+    let (hashes, missing) = take_ready(needs, &mut as_uploaded);
+    assert!(missing.is_empty() && as_uploaded.is_empty());
+    drop(missing);
     stage("hashed");
     let no_heads = ByKey::default();
     let settings = ObjectSettings::default();
@@ -258,13 +263,13 @@ fn deploy(name: &str, changed_every: Option<usize>) {
             (u.upload.key.clone(), ETag::new(&md5_of(i, 1)))
         })
         .collect();
-    let uploaded = manifest::hashes_for_next(&local, &plan);
-    let rehashed: Vec<(Key, Hashed)> = uploaded
-        .iter()
-        .map(|(f, _)| (f.key.clone(), hash(f)))
-        .collect();
+    let mut uploaded = manifest::hashes_for_next(&local, &plan);
+    uploaded.retain(|(f, need)| !hashes.get(&f.key).is_some_and(|h| h.answers(*need)));
+    assert!(
+        uploaded.is_empty(),
+        "an uploaded file's hash is the one compared"
+    );
     drop(uploaded);
-    hashes.merge(rehashed.into_iter().collect());
     // As `run::deploy` does: the files go before the next manifest is built.
     drop(local);
     let next = manifest::next_if_needed(
@@ -272,8 +277,8 @@ fn deploy(name: &str, changed_every: Option<usize>) {
         DESTINATION,
         Some(&previous),
         &plan,
-        &Evidence {
-            trusted: &trusted,
+        Evidence {
+            trusted,
             remote: &remote,
             hashes: &hashes,
             remote_headers: &no_heads,
@@ -288,26 +293,26 @@ fn deploy(name: &str, changed_every: Option<usize>) {
         "a no-change redeploy leaves the manifest as it is"
     );
     // What `run::deploy` returns to be saved: the rest is dropped.
-    drop((remote, previous, trusted, marks, hashes));
-    let mut json = Vec::new();
+    drop((remote, previous, marks, hashes, as_uploaded));
+    let mut stored = Vec::new();
     if let Some(next) = &next {
         assert_eq!(next.manifest.len(), FILES);
-        json = next.manifest.to_json();
-        stage("JSON");
+        stored = next.manifest.to_stored();
+        stage("stored");
     }
     let cpu = cpu_seconds() - cpu_before;
     let peak = status_bytes("VmHWM:").saturating_sub(rss_before);
     println!(
-        "scale {name}: {FILES} files, {} uploads, peak RSS {:.1} MB above the start ({} bytes per file), {cpu:.2} s CPU (and {setup:.1} s to make up the inputs), manifest written {:.1} MB of JSON; peak (and current) bytes per file and CPU after each stage: {}",
+        "scale {name}: {FILES} files, {} uploads, peak RSS {:.1} MB above the start ({} bytes per file), {cpu:.2} s CPU (and {setup:.1} s to make up the inputs), manifest written {:.1} MB (gzip); peak (and current) bytes per file and CPU after each stage: {}",
         plan.uploads.len(),
         peak as f64 / 1e6,
         peak / FILES as u64,
-        json.len() as f64 / 1e6,
+        stored.len() as f64 / 1e6,
         stages.join(", "),
     );
     // Checked after the measure: no deploy reads its own manifest back.
     if let Some(next) = next {
-        let Read::Current(read) = Manifest::read(&json, DESTINATION) else {
+        let Read::Current(read) = Manifest::read(&stored, DESTINATION) else {
             panic!("the next manifest does not read back");
         };
         assert_eq!(read, next.manifest);
