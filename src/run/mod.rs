@@ -473,11 +473,10 @@ async fn remote_side<S: ObjectStore, E: Sink>(
 /// computed otherwise (an object another tool uploaded in other parts).
 async fn complete_hashes<S: ObjectStore>(
     store: &S,
-    needs: Vec<(&LocalFile, HashNeed)>,
+    mut needs: Vec<(&LocalFile, HashNeed)>,
     ready: &mut ByKey<Hashed>,
     hashes: &mut ByKey<Hashed>,
 ) -> Result<(), evidence::CompareError> {
-    let mut needs = needs;
     needs.retain(|(file, need)| !hashes.get(&file.key).is_some_and(|h| h.answers(*need)));
     let (moved, missing) = evidence::take_ready(needs, ready);
     hashes.merge(moved);
