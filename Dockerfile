@@ -17,7 +17,7 @@ RUN RUSTFLAGS="-C target-feature=+crt-static" \
 FROM ${PAYLOAD} AS payload
 
 FROM scratch AS runtime
-ARG VERSION=0.7.0
+ARG VERSION=0.7.1
 LABEL org.opencontainers.image.title="s3-cloudfront-deploy" \
       org.opencontainers.image.description="Bitbucket Pipe: deploy a folder to Amazon S3 and invalidate CloudFront" \
       org.opencontainers.image.version="${VERSION}" \

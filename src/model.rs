@@ -651,19 +651,23 @@ impl Headers {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-/// What the deploy manifest knows of one object the pipe wrote.
+/// What the deploy manifest knows of one object the pipe wrote: 40 bytes.
 pub struct ManifestEntry {
     /// The ETag S3 returned when the pipe wrote the object.
     pub etag: ETag,
-    /// The content hash ([`ManifestEntry::md5`]) when it is not the ETag:
-    /// the pipe's own uploads nearly always have it as their ETag, so it is
-    /// boxed, 8 bytes an entry instead of 24.
-    other_md5: Option<Box<ETag>>,
-    /// Bytes of each part but the last (never 0: 8 bytes, not 16, in every
-    /// copy of the entry).
-    pub part_size: Option<std::num::NonZeroU64>,
+    /// The content hash and part size when either is not what a single
+    /// part upload has (the ETag, no part size): the pipe's own uploads of
+    /// files under 8 MiB, nearly all of a site, have neither. Boxed: 8
+    /// bytes an entry instead of 32, in every copy of the entry.
+    other: Option<Box<Other>>,
     /// Digest of the headers the pipe set.
     pub headers: HeadersDigest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Other {
+    md5: ETag,
+    part_size: Option<std::num::NonZeroU64>,
 }
 
 impl ManifestEntry {
@@ -674,17 +678,21 @@ impl ManifestEntry {
         headers: HeadersDigest,
     ) -> Self {
         ManifestEntry {
-            other_md5: (md5 != etag).then(|| Box::new(md5)),
+            other: (md5 != etag || part_size.is_some()).then(|| Box::new(Other { md5, part_size })),
             etag,
-            part_size,
             headers,
         }
     }
 
     /// The content hash as the pipe computed it: the MD5, or with
-    /// `part_size` the MD5 of the parts' MD5s and `-<parts>`.
+    /// [`ManifestEntry::part_size`] the MD5 of the parts' MD5s and `-<parts>`.
     pub fn md5(&self) -> &ETag {
-        self.other_md5.as_deref().unwrap_or(&self.etag)
+        self.other.as_ref().map_or(&self.etag, |o| &o.md5)
+    }
+
+    /// Bytes of each part but the last, for a multipart upload (never 0).
+    pub fn part_size(&self) -> Option<std::num::NonZeroU64> {
+        self.other.as_ref().and_then(|o| o.part_size)
     }
 }
 
@@ -698,11 +706,11 @@ impl Serialize for ManifestEntry {
         use serde::ser::SerializeTuple;
         let mut entry = serializer.serialize_tuple(4)?;
         entry.serialize_element(&self.etag)?;
-        match &self.other_md5 {
-            None => entry.serialize_element("")?,
-            Some(md5) => entry.serialize_element(md5)?,
+        match self.md5() {
+            md5 if *md5 == self.etag => entry.serialize_element("")?,
+            md5 => entry.serialize_element(md5)?,
         }
-        entry.serialize_element(&self.part_size.map_or(0, std::num::NonZeroU64::get))?;
+        entry.serialize_element(&self.part_size().map_or(0, std::num::NonZeroU64::get))?;
         entry.serialize_element(&self.headers)?;
         entry.end()
     }
@@ -747,20 +755,22 @@ impl<'de> Deserialize<'de> for ManifestEntry {
 /// A file of the folder, as the object it should become. Its relative
 /// path is the end of its key, and its bytes are at LOCAL_PATH joined with
 /// that path unless stored elsewhere: a million files hold one copy of
-/// each name, 40 bytes and the key's.
+/// each name, 32 bytes and the key's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     /// The full object key: prefix, `/`, the NFC-normalised relative path.
     pub key: Key,
     /// Where in `key` the relative path starts.
     relative_at: u32,
-    /// LOCAL_PATH, shared by every file of a scan.
-    /// (`Arc<PathBuf>`: a thin pointer, 8 bytes a file where `Arc<Path>` takes 16.)
-    root: Arc<PathBuf>,
-    /// The bytes to upload when not at `root/relative`: a name on disk
-    /// that is not NFC, a compressed copy, a precompressed sibling. Rare,
-    /// so boxed behind a thin pointer: 8 bytes a file, not 16.
-    elsewhere: Option<Box<PathBuf>>,
+    /// LOCAL_PATH, shared by every file of a scan; when `elsewhere`, the
+    /// path of the bytes to upload itself. (`Arc<PathBuf>`: a thin
+    /// pointer, 8 bytes a file where `Arc<Path>` takes 16.)
+    base: Arc<PathBuf>,
+    /// The bytes to upload are not at `base/relative` but at `base`: a
+    /// name on disk that is not NFC, a compressed copy, a precompressed
+    /// sibling. Rare: a flag in what would be padding, where a pointer of
+    /// its own took 8 bytes a file.
+    elsewhere: bool,
     /// Bytes of [`LocalFile::path`].
     pub size: u64,
     /// The Content-Encoding of the bytes when they are compressed.
@@ -794,8 +804,8 @@ impl LocalFile {
         LocalFile {
             key,
             relative_at,
-            root,
-            elsewhere: None,
+            base: root,
+            elsewhere: false,
             size,
             encoding: None,
         }
@@ -808,15 +818,18 @@ impl LocalFile {
 
     /// The bytes to upload: the file itself, or what [`LocalFile::set_path`] named.
     pub fn path(&self) -> PathBuf {
-        match &self.elsewhere {
-            Some(path) => path.as_ref().clone(),
-            None => self.root.join(self.relative()),
+        match self.elsewhere {
+            true => self.base.as_ref().clone(),
+            false => self.base.join(self.relative()),
         }
     }
 
     /// Where the bytes to upload are, when not at LOCAL_PATH/relative.
     pub fn set_path(&mut self, path: PathBuf) {
-        self.elsewhere = (path != self.root.join(self.relative())).then(|| Box::new(path));
+        if path != self.path() {
+            self.base = Arc::new(path);
+            self.elsewhere = true;
+        }
     }
 }
 
@@ -1120,12 +1133,12 @@ mod tests {
     /// here first.
     #[test]
     fn what_every_file_holds_stays_small() {
-        assert_eq!(std::mem::size_of::<LocalFile>(), 40);
+        assert_eq!(std::mem::size_of::<LocalFile>(), 32);
         assert_eq!(std::mem::size_of::<RemoteObject>(), 48);
         assert_eq!(std::mem::size_of::<ETag>(), 24);
         assert_eq!(std::mem::size_of::<Key>(), 8);
-        assert_eq!(std::mem::size_of::<ManifestEntry>(), 48);
-        assert_eq!(std::mem::size_of::<Trusted>(), 56);
+        assert_eq!(std::mem::size_of::<ManifestEntry>(), 40);
+        assert_eq!(std::mem::size_of::<Trusted>(), 48);
     }
 
     #[test]

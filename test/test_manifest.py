@@ -3,8 +3,10 @@ without HeadObject, and a fallback to HeadObject only where it is needed;
 private (no key in clear), truthful (headers changed behind it are found),
 never site content, and scoped to what each deploy covered."""
 
+import gzip
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -18,6 +20,7 @@ from conftest import (
     BIN,
     MANIFEST,
     REGION,
+    assert_quiet,
     assert_redeploy_quiet,
     base_env,
     bucket_contents,
@@ -332,6 +335,46 @@ def test_a_manifest_that_records_a_time_after_it_was_stored_vouches_for_no_heade
     assert "s after S3 stored it" in proc.output and "runs ahead of S3's" in proc.output, proc.output
     assert len(heads(requests)) == len(FILES) and len(copies(requests)) == len(FILES), proc.output
     assert_cache_control(s3, bucket, "max-age=60")
+
+
+def test_a_large_manifest_is_read_in_two_ranged_gets_and_still_vouches(tmp_path, deploy, s3, bucket, moto):
+    """A manifest past its first 4 MiB (about 100,000 entries) is fetched
+    alongside the listing up to there, and read on from there in a second
+    GetObject of the same object (If-Match) once the listing is in."""
+    site = make_site(tmp_path, FILES)
+    assert deploy(site).returncode == 0
+    fresh = stamped_with_manifest(s3, bucket)
+    manifest = manifest_json(s3, bucket)
+    # Padding the pipe skips, incompressible enough to pass 4 MiB gzipped.
+    manifest["padding"] = os.urandom(6 << 20).hex()
+    body = gzip.compress(json.dumps(manifest).encode(), compresslevel=1)
+    assert len(body) > 5 << 20
+    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=body, ContentEncoding="gzip")
+    etag = s3.head_object(Bucket=bucket, Key=MANIFEST)["ETag"]
+    with moto.record() as requests:
+        proc = deploy(site)
+    assert proc.returncode == 0, proc.output
+    gets = [r for r in requests if r["method"] == "GET" and MANIFEST in r["url"]]
+    ranges = [{k.lower(): v for k, v in r["headers"].items()} for r in gets]
+    assert [h.get("range") for h in ranges] == ["bytes=0-4194303", "bytes=4194304-"], ranges
+    assert ranges[1].get("if-match") == etag, ranges
+    # Every entry still vouches as it did.
+    assert_quiet(requests, bucket, fresh)
+    assert "unreadable" not in proc.output
+
+
+def test_an_empty_manifest_object_is_unreadable_and_rewritten(tmp_path, deploy, s3, bucket, moto):
+    """S3 answers a range of an empty object 416 InvalidRange: the deploy
+    goes on as with any unreadable manifest."""
+    site = make_site(tmp_path, FILES)
+    assert deploy(site).returncode == 0
+    s3.put_object(Bucket=bucket, Key=MANIFEST, Body=b"")
+    with moto.record() as requests:
+        proc = deploy(site)
+    assert proc.returncode == 0, proc.output
+    assert "is unreadable" in proc.output, proc.output
+    assert len(heads(requests)) == len(FILES) and site_writes(requests) == [], proc.output
+    assert_redeploy_quiet(moto, s3, bucket, lambda: deploy(site))
 
 
 # --- state objects are never site content ----------------------------------

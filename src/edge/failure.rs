@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::stop::Stop;
 
-use super::store::{DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
+use super::store::{Body, DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
 
 /// One call to the store, as the callback sees it.
 #[derive(Debug, Clone, Copy)]
@@ -141,9 +141,13 @@ where
         self.check(Op::Abort(upload))?;
         self.inner.abort_upload(upload).await
     }
-    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
+    async fn get(&self, at: &Location, first: u64) -> Result<Option<Fetched>, StoreError> {
         self.check(Op::Get(at))?;
-        self.inner.get(at).await
+        self.inner.get(at, first).await
+    }
+    async fn get_rest(&self, at: &Location, fetched: &Fetched) -> Result<Body, StoreError> {
+        self.check(Op::Get(at))?;
+        self.inner.get_rest(at, fetched).await
     }
     async fn put_bytes(
         &self,

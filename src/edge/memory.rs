@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::stop::{Signal, Stop};
 
-use super::store::{DELETE_BATCH, DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
+use super::store::{Body, DELETE_BATCH, DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
 
 /// The first LastModified the store gives (2023-11-14T22:13:20Z).
 const EPOCH: i64 = 1_700_000_000;
@@ -32,8 +32,8 @@ pub struct MemoryStore {
     objects: Mutex<BTreeMap<Key, Stored>>,
     /// Multipart uploads started and neither completed nor aborted.
     incomplete: Mutex<Vec<IncompleteUpload>>,
-    /// Objects of other buckets, by bucket: bytes and LastModified.
-    elsewhere: Mutex<BTreeMap<String, BTreeMap<Key, Fetched>>>,
+    /// Objects of other buckets, by bucket.
+    elsewhere: Mutex<BTreeMap<String, BTreeMap<Key, Stored>>>,
     /// Seconds since [`EPOCH`]: every write moves it on by one, so each
     /// write has its own LastModified.
     clock: Mutex<i64>,
@@ -78,6 +78,17 @@ impl MemoryStore {
     pub fn body_elsewhere(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let elsewhere = self.elsewhere.lock().unwrap();
         elsewhere.get(bucket)?.get(key).map(|f| f.body.clone())
+    }
+
+    /// What `read` makes of the object at `at`, in this bucket or another.
+    fn find<T>(&self, at: &Location, read: impl FnOnce(&Stored) -> T) -> Option<T> {
+        match &at.bucket {
+            Some(bucket) => {
+                let elsewhere = self.elsewhere.lock().unwrap();
+                elsewhere.get(bucket)?.get(&at.key).map(read)
+            }
+            None => self.objects.lock().unwrap().get(&at.key).map(read),
+        }
     }
 
     pub fn keys(&self) -> Vec<String> {
@@ -260,17 +271,29 @@ impl ObjectStore for MemoryStore {
         Ok(etag)
     }
 
-    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
-        if let Some(bucket) = &at.bucket {
-            let elsewhere = self.elsewhere.lock().unwrap();
-            let found = elsewhere.get(bucket).and_then(|b| b.get(&at.key));
-            return Ok(found.cloned());
-        }
-        let objects = self.objects.lock().unwrap();
-        Ok(objects.get(&at.key).map(|s| Fetched {
-            body: s.body.clone(),
+    async fn get(&self, at: &Location, first: u64) -> Result<Option<Fetched>, StoreError> {
+        let first = usize::try_from(first).unwrap_or(usize::MAX);
+        Ok(self.find(at, |s| Fetched {
+            head: s.body[..s.body.len().min(first)].to_vec(),
+            size: s.body.len() as u64,
+            etag: s.object.etag.clone(),
             last_modified: s.object.last_modified,
         }))
+    }
+
+    async fn get_rest(&self, at: &Location, fetched: &Fetched) -> Result<Body, StoreError> {
+        let rest = self.find(at, |s| {
+            (s.object.etag == fetched.etag).then(|| s.body[fetched.head.len()..].to_vec())
+        });
+        match rest.flatten() {
+            Some(rest) => Ok(Box::new(std::io::Cursor::new(rest))),
+            None => Err(StoreError {
+                operation: "GetObject",
+                target: at.to_string(),
+                code: Some("PreconditionFailed".into()),
+                message: "At least one of the pre-conditions you specified did not hold".into(),
+            }),
+        }
     }
 
     async fn put_bytes(
@@ -281,20 +304,6 @@ impl ObjectStore for MemoryStore {
         settings: &ObjectSettings,
     ) -> Result<(), StoreError> {
         self.record(format!("PUT {at}"));
-        if let Some(bucket) = &at.bucket {
-            let stamp = self.tick();
-            let mut elsewhere = self.elsewhere.lock().unwrap();
-            let objects = elsewhere.entry(bucket.clone()).or_default();
-            let last_modified = stamp;
-            objects.insert(
-                at.key.clone(),
-                Fetched {
-                    body,
-                    last_modified,
-                },
-            );
-            return Ok(());
-        }
         let stored = Stored {
             object: RemoteObject {
                 key: at.key.clone(),
@@ -306,7 +315,16 @@ impl ObjectStore for MemoryStore {
             headers: Headers::of(content_type, settings),
             part_size: None,
         };
-        self.objects.lock().unwrap().insert(at.key.clone(), stored);
+        match &at.bucket {
+            Some(bucket) => {
+                let mut elsewhere = self.elsewhere.lock().unwrap();
+                let objects = elsewhere.entry(bucket.clone()).or_default();
+                objects.insert(at.key.clone(), stored);
+            }
+            None => {
+                self.objects.lock().unwrap().insert(at.key.clone(), stored);
+            }
+        }
         Ok(())
     }
 

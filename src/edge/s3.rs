@@ -17,7 +17,7 @@ use crate::model::{
 use crate::stop::Stop;
 
 use super::listing::{self, Page, Query};
-use super::store::{DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
+use super::store::{Body, DeleteFailure, Fetched, InFlight, ObjectStore, StoreError};
 
 /// PutObject and CreateMultipartUpload take the same headers through
 /// different builder types.
@@ -94,6 +94,17 @@ impl S3Store {
     }
 
     /// The bucket of `at`: its own, or the deploy's.
+    /// GetObject of `range` (RFC 9110's `bytes=` form) of the object at `at`.
+    fn get_range(
+        &self,
+        at: &Location,
+        range: String,
+    ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+        let bucket = self.bucket_of(at);
+        let request = self.client.get_object().bucket(bucket).key(at.key.as_str());
+        request.range(range)
+    }
+
     fn bucket_of<'a>(&'a self, at: &'a Location) -> &'a str {
         at.bucket.as_deref().unwrap_or(&self.bucket)
     }
@@ -400,47 +411,60 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn get(&self, at: &Location) -> Result<Option<Fetched>, StoreError> {
-        let bucket = self.bucket_of(at);
-        let url = || format!("s3://{bucket}/{}", at.key);
-        let result = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(at.key.as_str())
-            .send()
-            .await;
+    async fn get(&self, at: &Location, first: u64) -> Result<Option<Fetched>, StoreError> {
+        let url = || format!("s3://{}/{}", self.bucket_of(at), at.key);
+        let range = format!("bytes=0-{}", first.saturating_sub(1));
+        let result = self.get_range(at, range).send().await;
         let out = match result {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            // Only an empty object has no byte 0 (RFC 9110, 15.5.17).
+            Err(e) if e.code() == Some("InvalidRange") => {
+                return Ok(Some(Fetched {
+                    head: Vec::new(),
+                    size: 0,
+                    etag: ETag::new(""),
+                    last_modified: i64::MIN,
+                }));
+            }
             Err(e) => return Err(store_error("GetObject", url(), e)),
         };
         // Unknown reads as the earliest: then the manifest vouches for no
         // object's headers.
         let last_modified = out.last_modified().map_or(i64::MIN, DateTime::secs);
+        let etag = ETag::new(out.e_tag().unwrap_or_default());
+        // `bytes 0-<last>/<size>`; a server that ignores the range sends
+        // the whole object without one.
+        let size = out
+            .content_range()
+            .and_then(|range| range.rsplit_once('/')?.1.parse::<u64>().ok());
         // Appended chunk by chunk into one buffer of the announced length:
-        // collecting the chunks, then joining them, then copying them into
-        // a vector held the body two or three times over (a manifest of a
-        // million entries is 96 MB). The announcement only sizes the
-        // buffer, and only up to a bound.
-        const RESERVE_AT_MOST: u64 = 256 << 20;
+        // collecting the chunks, then joining them, held the body twice.
         let announced = out.content_length().and_then(|n| u64::try_from(n).ok());
-        let reserve = announced.unwrap_or(0).min(RESERVE_AT_MOST);
-        let mut body = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+        let reserve = announced.unwrap_or(0).min(first);
+        let mut head = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
         let mut chunks = out.body;
-        let unreachable = |e: aws_sdk_s3::primitives::ByteStreamError| StoreError {
-            operation: "GetObject",
-            target: url(),
-            code: Some("Unreachable".into()),
-            message: e.to_string(),
-        };
-        while let Some(chunk) = chunks.try_next().await.map_err(unreachable)? {
-            body.extend_from_slice(&chunk);
+        while let Some(chunk) = chunks.try_next().await.map_err(|e| cut_off(url(), e))? {
+            head.extend_from_slice(&chunk);
         }
         Ok(Some(Fetched {
-            body,
+            size: size.unwrap_or(head.len() as u64),
+            head,
+            etag,
             last_modified,
         }))
+    }
+
+    async fn get_rest(&self, at: &Location, fetched: &Fetched) -> Result<Body, StoreError> {
+        let url = format!("s3://{}/{}", self.bucket_of(at), at.key);
+        let out = self
+            .get_range(at, format!("bytes={}-", fetched.head.len()))
+            .if_match(format!("\"{}\"", fetched.etag))
+            .send()
+            .await
+            .map_err(|e| store_error("GetObject", url, e))?;
+        let body = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
+        Ok(Box::new(body))
     }
 
     async fn put_bytes(
@@ -582,6 +606,16 @@ fn local_read_error(upload: &Upload, e: impl std::fmt::Display) -> StoreError {
         target: upload.path.display().to_string(),
         code: None,
         message: format!("{e} (was the file changed or removed during the deploy?)"),
+    }
+}
+
+/// A body cut off on its way: the connection, not S3, failed.
+fn cut_off(target: String, e: aws_sdk_s3::primitives::ByteStreamError) -> StoreError {
+    StoreError {
+        operation: "GetObject",
+        target,
+        code: Some("Unreachable".into()),
+        message: e.to_string(),
     }
 }
 

@@ -84,13 +84,33 @@ pub struct DeleteFailure {
     pub message: String,
 }
 
-/// A small object read whole (the deploy manifest).
+/// The start of an object (the deploy manifest), read by
+/// [`ObjectStore::get`]: its first bytes, and what tells whether and how
+/// to read the rest ([`ObjectStore::get_rest`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
-    pub body: Vec<u8>,
+    /// The object's first bytes: all of them when `head.len() == size`.
+    pub head: Vec<u8>,
+    /// The object's size in bytes.
+    pub size: u64,
+    /// The object's ETag: the rest is read only from the same object.
+    pub etag: ETag,
     /// LastModified, in seconds since the Unix epoch.
     pub last_modified: i64,
 }
+
+impl Fetched {
+    /// Whether [`Fetched::head`] is the whole object.
+    pub fn is_whole(&self) -> bool {
+        self.head.len() as u64 >= self.size
+    }
+}
+
+/// The rest of an object, as it arrives ([`ObjectStore::get_rest`]). A
+/// blocking reader: read it on a blocking thread
+/// (`tokio::task::spawn_blocking`), never on the runtime's own. An error
+/// of the connection is an [`std::io::Error`] of the read.
+pub type Body = Box<dyn std::io::Read + Send>;
 
 /// DeleteObjects takes at most this many keys (S3's DeleteObjects reference).
 pub const DELETE_BATCH: usize = 1000;
@@ -225,12 +245,25 @@ pub trait ObjectStore: Sync {
         upload: &IncompleteUpload,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// A small object's bytes and LastModified (the deploy manifest, in
-    /// this bucket or another); `None` if absent.
+    /// GetObject of at most the first `first` bytes of `at` (the deploy
+    /// manifest, in this bucket or another; a ranged GET), with the
+    /// object's size, ETag and LastModified; `None` if absent. An empty
+    /// object comes back empty (S3 answers its range 416 InvalidRange).
     fn get(
         &self,
         at: &Location,
+        first: u64,
     ) -> impl Future<Output = Result<Option<Fetched>, StoreError>> + Send;
+
+    /// The bytes of the object [`ObjectStore::get`] fetched from byte
+    /// `fetched.head.len()` on, streamed (a ranged GetObject with If-Match:
+    /// `fetched.etag`). Replaced since (S3 answers 412
+    /// PreconditionFailed) or deleted, it is an error with that code.
+    fn get_rest(
+        &self,
+        at: &Location,
+        fetched: &Fetched,
+    ) -> impl Future<Output = Result<Body, StoreError>> + Send;
 
     /// Writes a small object from memory (the deploy manifest, in this
     /// bucket or another) in one PutObject.

@@ -167,6 +167,15 @@ pub struct Manifest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Digest([u8; DIGEST_BYTES]);
 
+impl Digest {
+    /// The first 8 bytes, which order digests as the whole does.
+    fn prefix(&self) -> [u8; 8] {
+        let mut prefix = [0; 8];
+        prefix.copy_from_slice(&self.0[..8]);
+        prefix
+    }
+}
+
 impl Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut hex = [0u8; 2 * DIGEST_BYTES];
@@ -194,7 +203,7 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-/// Entries by key digest, sorted by digest: 64 bytes an entry, where a
+/// Entries by key digest, sorted by digest: 56 bytes an entry, where a
 /// B-tree filled one insert at a time, as JSON is read, takes about 160.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ByDigest<V>(Vec<(Digest, V)>);
@@ -233,49 +242,132 @@ impl<V: Serialize> Serialize for ByDigest<V> {
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for ByDigest<V> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Pairs<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Pairs<V> {
-            type Value = ByDigest<V>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("entries by key digest")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(pair) = map.next_entry()? {
-                    pairs.push(pair);
-                }
-                Ok(ByDigest::new(pairs))
-            }
+/// Reads [`ByDigest`] into a vector of `capacity` pairs from the start:
+/// grown by doubling instead, a million entries would end in a vector of
+/// 1,048,576 and pass through copies of half that size on the way.
+struct ByDigestSeed<V> {
+    capacity: usize,
+    pairs: std::marker::PhantomData<V>,
+}
+
+impl<'de, V: Deserialize<'de>> serde::de::DeserializeSeed<'de> for ByDigestSeed<V> {
+    type Value = ByDigest<V>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for ByDigestSeed<V> {
+    type Value = ByDigest<V>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("entries by key digest")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(self.capacity));
+        while let Some(pair) = map.next_entry()? {
+            pairs.push(pair);
         }
-        deserializer.deserialize_map(Pairs(std::marker::PhantomData))
+        Ok(ByDigest::new(pairs))
     }
 }
 
 /// The JSON form of [`Manifest`]. `pending` came with DELETE_GRACE, in the
 /// same version: a manifest without it has no marks. Borrowed when written:
-/// a copy of the entries would double the manifest's memory.
-#[derive(Serialize, Deserialize)]
+/// a copy of the entries would double the manifest's memory. Read by
+/// [`StoredSeed`].
+#[derive(Serialize)]
 struct Stored<'a> {
     version: u32,
     salt: String,
     destination: String,
     objects: Cow<'a, ByDigest<Entry>>,
-    #[serde(default, skip_serializing_if = "no_marks")]
+    #[serde(skip_serializing_if = "no_marks")]
     pending: Cow<'a, BTreeMap<Digest, Mark>>,
     /// Since 0.6.0, in the same version: earlier pipes ignore it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     written: Option<i64>,
+}
+
+/// Reads [`Stored`], its entries into a vector of `capacity` from the start
+/// ([`ByDigestSeed`]). Fields it does not know are skipped, as serde's
+/// derive does.
+struct StoredSeed {
+    capacity: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for StoredSeed {
+    type Value = Stored<'static>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StoredSeed {
+    type Value = Stored<'static>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a deploy manifest")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let (mut version, mut salt, mut destination, mut objects) = (None, None, None, None);
+        let (mut pending, mut written) = (BTreeMap::new(), None);
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            match &*field {
+                "version" => version = Some(map.next_value()?),
+                "salt" => salt = Some(map.next_value()?),
+                "destination" => destination = Some(map.next_value()?),
+                "objects" => {
+                    objects = Some(map.next_value_seed(ByDigestSeed {
+                        capacity: self.capacity,
+                        pairs: std::marker::PhantomData,
+                    })?);
+                }
+                "pending" => pending = map.next_value()?,
+                "written" => written = map.next_value()?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Stored {
+            version: version.ok_or_else(|| A::Error::missing_field("version"))?,
+            salt: salt.ok_or_else(|| A::Error::missing_field("salt"))?,
+            destination: destination.ok_or_else(|| A::Error::missing_field("destination"))?,
+            objects: Cow::Owned(objects.ok_or_else(|| A::Error::missing_field("objects"))?),
+            pending: Cow::Owned(pending),
+            written,
+        })
+    }
 }
 
 // serde hands the field as it is declared.
 #[allow(clippy::ptr_arg)]
 fn no_marks(pending: &Cow<'_, BTreeMap<Digest, Mark>>) -> bool {
     pending.is_empty()
+}
+
+/// A manifest's body, keeping its first error: the connection's, told
+/// apart from the gzip decoder's and the parser's, which only say the
+/// object is not a manifest.
+struct Watched<'e, R> {
+    inner: R,
+    failed: &'e std::cell::RefCell<Option<std::io::Error>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Watched<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let kind = e.kind();
+            self.failed.borrow_mut().get_or_insert(e);
+            std::io::Error::new(kind, "the manifest's body failed")
+        })
+    }
 }
 
 /// What 0.1.0 wrote: entries by key, in clear.
@@ -312,19 +404,78 @@ impl Manifest {
         }
     }
 
-    /// Reads a manifest object written for `destination`: gzip-compressed
-    /// JSON ([`Manifest::to_stored`], since 0.7.0), parsed as it is
-    /// inflated, or plain JSON (every version before).
-    pub fn read(bytes: &[u8], destination: &str) -> Read {
-        if bytes.starts_with(&GZIP_MAGIC) {
-            let json = std::io::BufReader::new(flate2::bufread::GzDecoder::new(bytes));
-            return match serde_json::from_reader::<_, Stored>(json) {
-                Ok(stored) if matches!(stored.version, 2 | VERSION) => {
-                    Manifest::from_stored(stored, destination)
-                }
-                _ => Read::Unreadable,
-            };
+    /// Reads a manifest object written for `destination` as it arrives:
+    /// gzip-compressed JSON ([`Manifest::to_stored`], since 0.7.0), parsed
+    /// as it is inflated, never held whole, or plain JSON (every version
+    /// before), read whole first. `expected` entries are made room for at
+    /// once (the listed objects: a manifest has about one entry each).
+    /// Errors: only those of reading `body` (a connection cut off); what
+    /// is not a manifest is [`Read::Unreadable`].
+    pub fn read_from(
+        body: impl std::io::Read,
+        destination: &str,
+        expected: usize,
+    ) -> std::io::Result<Read> {
+        let failed = std::cell::RefCell::new(None);
+        let read = Manifest::parse(
+            Watched {
+                inner: body,
+                failed: &failed,
+            },
+            destination,
+            expected,
+        );
+        // The body's own error, not what the decoder or the parser made of it.
+        match failed.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(read.expect("only the body fails a read")),
         }
+    }
+
+    /// [`Manifest::read_from`] of a body that keeps its own error; `None`
+    /// when the body failed.
+    fn parse(body: impl std::io::Read, destination: &str, expected: usize) -> Option<Read> {
+        use std::io::Read as _;
+        let mut body = std::io::BufReader::new(body);
+        let mut magic = Vec::with_capacity(GZIP_MAGIC.len());
+        let peeked = (&mut body)
+            .take(GZIP_MAGIC.len() as u64)
+            .read_to_end(&mut magic);
+        let gzip = magic == GZIP_MAGIC;
+        let mut body = std::io::Cursor::new(magic).chain(body);
+        let seed = StoredSeed { capacity: expected };
+        match peeked {
+            Err(_) => None,
+            Ok(_) if gzip => {
+                let json = std::io::BufReader::new(flate2::read::GzDecoder::new(body));
+                let mut json = serde_json::Deserializer::from_reader(json);
+                let stored = serde::de::DeserializeSeed::deserialize(seed, &mut json);
+                Some(
+                    match stored.and_then(|stored| json.end().map(|()| stored)) {
+                        Ok(stored) if matches!(stored.version, 2 | VERSION) => {
+                            Manifest::from_stored(stored, destination)
+                        }
+                        _ => Read::Unreadable,
+                    },
+                )
+            }
+            Ok(_) => {
+                let mut bytes = Vec::new();
+                body.read_to_end(&mut bytes)
+                    .ok()
+                    .map(|_| Manifest::read_json(&bytes, seed, destination))
+            }
+        }
+    }
+
+    /// [`Manifest::read_from`] of bytes in memory, which no read can fail.
+    #[cfg(test)]
+    pub fn read(bytes: &[u8], destination: &str) -> Read {
+        Manifest::read_from(bytes, destination, 0).expect("memory reads")
+    }
+
+    /// The plain JSON that versions before 0.7.0 wrote, read.
+    fn read_json(bytes: &[u8], seed: StoredSeed, destination: &str) -> Read {
         #[derive(Deserialize)]
         struct Version {
             version: u32,
@@ -334,10 +485,14 @@ impl Manifest {
                 Ok(m) if m.version == 1 => Read::ClearText(m.objects),
                 _ => Read::Unreadable,
             },
-            Ok(2 | VERSION) => match serde_json::from_slice::<Stored>(bytes) {
-                Ok(stored) => Manifest::from_stored(stored, destination),
-                Err(_) => Read::Unreadable,
-            },
+            Ok(2 | VERSION) => {
+                let mut json = serde_json::Deserializer::from_slice(bytes);
+                let stored = serde::de::DeserializeSeed::deserialize(seed, &mut json);
+                match stored.and_then(|stored| json.end().map(|()| stored)) {
+                    Ok(stored) => Manifest::from_stored(stored, destination),
+                    Err(_) => Read::Unreadable,
+                }
+            }
             _ => Read::Unreadable,
         }
     }
@@ -499,12 +654,13 @@ impl Previous {
         let salt = &self.manifest.salt;
         // The listed keys' digests in digest order, walked beside the
         // entries (in the same order): a search per key would jump through
-        // a million entries at random, a cache miss at every step. By
-        // position in a u32: 20 bytes a key, not 24.
-        let mut digests: Vec<(Digest, u32)> = remote
+        // a million entries at random, a cache miss at every step. Each by
+        // its first 8 bytes and its position in a u32: 12 bytes a key, not
+        // 20; a key found by those is checked against its whole digest.
+        let mut digests: Vec<([u8; 8], u32)> = remote
             .iter()
             .zip(0u32..)
-            .map(|(r, at)| (salt.key(&r.key), at))
+            .map(|(r, at)| (salt.key(&r.key).prefix(), at))
             .collect();
         digests.sort_unstable();
         let stamped_before = match self.manifest.written {
@@ -517,16 +673,24 @@ impl Previous {
                 .last_modified
                 .min(w.saturating_add(CLOCK_TOLERANCE + 1)),
         };
-        let mut listed = digests.into_iter().peekable();
+        let mut next = 0;
         // Each entry becomes its key's trusted entry where it stands: an
         // entry and a trusted entry are the same size, so std collects
         // them into the entries' own memory, and the peak holds one of
-        // the two, not both (64 bytes a key at a million).
+        // the two, not both (56 bytes a key at a million).
         let mut trusted: Vec<(u32, Trusted)> = entries
             .into_iter()
             .filter_map(|(digest, entry)| {
-                while listed.next_if(|(d, _)| *d < digest).is_some() {}
-                let (_, at) = listed.next_if(|(d, _)| *d == digest)?;
+                let prefix = digest.prefix();
+                while digests.get(next).is_some_and(|(p, _)| *p < prefix) {
+                    next += 1;
+                }
+                // Keys that share the first 8 bytes (about one pair in a
+                // trillion at a million keys) stay for the next entry.
+                let same = digests[next..].iter().take_while(|(p, _)| *p == prefix);
+                let (_, at) = same
+                    .copied()
+                    .find(|(_, at)| salt.key(&remote[*at as usize].key) == digest)?;
                 let r = &remote[at as usize];
                 (entry.etag == r.etag).then(|| {
                     let trusted = Trusted {
@@ -537,6 +701,7 @@ impl Previous {
                 })
             })
             .collect();
+        drop(digests);
         // Into the listing's order, which is the keys': by position, in
         // place (the listing has each key once), then named, in place too.
         trusted.sort_unstable_by_key(|(at, _)| *at);
@@ -562,7 +727,7 @@ impl Previous {
     }
 
     /// [`Previous::trusted`], letting go of the entries: a deploy reads
-    /// them once, and they are 64 bytes a key. [`next_if_needed`] still knows
+    /// them once, and they are 56 bytes a key. [`next_if_needed`] still knows
     /// how many there were.
     pub fn take_trusted(&mut self, remote: &[RemoteObject]) -> ByKey<Trusted> {
         let entries = std::mem::take(&mut self.manifest.objects).0;
@@ -654,7 +819,7 @@ pub fn next(salt: Salt, destination: &str, plan: &Plan, evidence: Evidence) -> N
     // usually), then the trusted entries carried over, each made a manifest
     // entry where it stands: the two pairs are the same size, so std
     // collects them into the trusted entries' memory, and the peak holds
-    // one copy, not two (64 bytes a key).
+    // one copy, not two (56 bytes a key).
     let mut renewed: Vec<(Digest, Entry)> = Vec::new();
     each_renewed(plan, &evidence, |key, entry| {
         renewed.push((salt.key(key), entry));
@@ -745,7 +910,7 @@ fn each_renewed(plan: &Plan, evidence: &Evidence, mut found: impl FnMut(&Key, En
         let hashed = evidence.hashes.get(key).map(|h| (&h.etag, h.part_size));
         hashed.or_else(|| {
             let t = evidence.trusted.get(key)?;
-            Some((t.entry.md5(), t.entry.part_size))
+            Some((t.entry.md5(), t.entry.part_size()))
         })
     };
     let entry =
@@ -934,6 +1099,40 @@ mod tests {
         std::io::Write::write_all(&mut other, br#"{"version":1,"objects":{}}"#).unwrap();
         let other = other.finish().unwrap();
         assert_eq!(Manifest::read(&other, DEST), Read::Unreadable);
+    }
+
+    /// A body whose connection fails is an error of the read, whatever the
+    /// decoder makes of the bytes it lacks; a body that ends early is a
+    /// manifest cut short: unreadable.
+    #[test]
+    fn a_failed_body_is_an_error_and_a_short_one_unreadable() {
+        struct Failing<'a>(&'a [u8]);
+        impl std::io::Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "reset",
+                    ));
+                }
+                std::io::Read::read(&mut self.0, buf)
+            }
+        }
+        let mut m = Manifest::new(salt(5), DEST);
+        for i in 0..100 {
+            m.insert(&format!("site/{i}.css"), entry(&format!("e{i}")));
+        }
+        for stored in [m.to_stored(), m.to_json()] {
+            let half = &stored[..stored.len() / 2];
+            let error = Manifest::read_from(Failing(half), DEST, 0).unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+            assert_eq!(
+                Manifest::read_from(half, DEST, 0).unwrap(),
+                Read::Unreadable
+            );
+            let whole = Manifest::read_from(&stored[..], DEST, 1_000).unwrap();
+            assert_eq!(whole, Read::Current(m.clone()));
+        }
     }
 
     /// Text as 0.2.0 and 0.3.0 wrote it (version 2: digests and ETags in

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::edge::store::{Fetched, ObjectStore, StoreError};
+use crate::edge::store::{Body, Fetched, ObjectStore, StoreError};
 use crate::model::{Location, ObjectSettings, Prefix, RemoteObject};
 use crate::plan::manifest::{Manifest, Previous, Read, SALT_BYTES, Salt};
 
@@ -28,21 +28,63 @@ pub fn found(
     fetched
 }
 
-/// The manifest [`found`] found, read: `None` when it cannot be read or
-/// belongs to another destination (then every key falls back to
+/// Bytes of the manifest fetched alongside the listing, in its first
+/// GetObject: a manifest of up to about 100,000 entries (41 bytes each,
+/// compressed) costs no round trip of its own. A larger one is read on,
+/// in a second GetObject once the listing's keys are let go, and parsed as
+/// it arrives: held whole beside the listing, a million entries took
+/// 41 MB at the deploy's peak (`tests::scale`).
+pub const FIRST_BYTES: u64 = 4 << 20;
+
+/// The manifest [`found`] found, read (the rest of it fetched from `store`
+/// when the first GetObject did not hold it all): `None` when it cannot be
+/// read or belongs to another destination (then every key falls back to
 /// HeadObject, and the next write replaces it). A version 1 manifest comes
-/// back indexed under a new salt, to be rewritten.
-pub fn read<E: Sink>(
+/// back indexed under a new salt, to be rewritten. `listed` objects are
+/// about as many entries as it holds. Errors: the rest's GetObject or its
+/// connection failed, or the manifest was replaced in between (another
+/// deploy to the same destination).
+pub async fn read<S: ObjectStore, E: Sink>(
+    store: &S,
     fetched: Fetched,
     at: &Location,
     destination: &str,
+    listed: usize,
     sink: &E,
 ) -> Result<Option<Previous>, StoreError> {
-    Ok(match Manifest::read(&fetched.body, destination) {
+    let rest = if fetched.is_whole() {
+        None
+    } else {
+        Some(
+            store
+                .get_rest(at, &fetched)
+                .await
+                .map_err(|e| replaced(e, at))?,
+        )
+    };
+    let head = std::io::Cursor::new(fetched.head);
+    let body: Body = match rest {
+        None => Box::new(head),
+        Some(rest) => Box::new(std::io::Read::chain(head, rest)),
+    };
+    let last_modified = fetched.last_modified;
+    let destination_owned = destination.to_owned();
+    // The body arrives as it is parsed: a blocking read, on a thread of
+    // its own.
+    let read =
+        tokio::task::spawn_blocking(move || Manifest::read_from(body, &destination_owned, listed));
+    let read = read.await.expect("reading the manifest does not panic");
+    let read = read.map_err(|e| StoreError {
+        operation: "GetObject",
+        target: at.to_string(),
+        code: Some("Unreachable".into()),
+        message: e.to_string(),
+    })?;
+    Ok(match read {
         Read::Current(manifest) => {
             let previous = Previous {
                 manifest,
-                last_modified: fetched.last_modified,
+                last_modified,
                 clear_text: false,
             };
             let stored_after = previous.stored_after().unwrap_or(0);
@@ -65,7 +107,7 @@ pub fn read<E: Sink>(
                 entries,
                 fresh_salt()?,
                 destination,
-                fetched.last_modified,
+                last_modified,
             ))
         }
         Read::OtherDestination => {
@@ -77,6 +119,20 @@ pub fn read<E: Sink>(
             None
         }
     })
+}
+
+/// The rest's GetObject refused because the manifest changed since its
+/// first bytes were read, said so.
+fn replaced(e: StoreError, at: &Location) -> StoreError {
+    match e.code.as_deref() {
+        Some("PreconditionFailed" | "NoSuchKey") => StoreError {
+            message: format!(
+                "the deploy manifest {at} was replaced while this deploy read it: another deploy to the same destination ran at the same time; let it finish, then run this one again"
+            ),
+            ..e
+        },
+        _ => e,
+    }
 }
 
 /// Seconds between the time a manifest records and its LastModified past
@@ -209,6 +265,110 @@ pub async fn save<S: ObjectStore, E: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::failure::{FailureStore, Op};
+    use crate::edge::memory::MemoryStore;
+    use crate::model::{ETag, Key, ManifestEntry};
+    use crate::plan::manifest::Salt;
+    use crate::run::events::Listeners;
+
+    const DESTINATION: &str = "s3://bucket/site/";
+
+    /// A manifest of `entries` entries, its stored bytes at `at` in `store`.
+    async fn stored(store: &MemoryStore, at: &Location, entries: usize, salt: u8) -> Manifest {
+        let keys: Vec<String> = (0..entries).map(|i| format!("site/page{i}.html")).collect();
+        let entries = keys.iter().zip(0u32..).map(|(key, i)| {
+            let etag = ETag::new(&format!("{:032x}", u128::from(i) << 64 | u128::from(salt)));
+            let headers =
+                crate::model::Headers::of("text/html", &ObjectSettings::default()).digest();
+            let entry = ManifestEntry::new(etag.clone(), etag, None, headers);
+            (key.as_str(), entry)
+        });
+        let manifest = Manifest::with_entries(Salt::new([salt; SALT_BYTES]), DESTINATION, entries);
+        let settings = ObjectSettings::default();
+        store
+            .put_bytes(at, manifest.to_stored(), "application/json", &settings)
+            .await
+            .unwrap();
+        manifest
+    }
+
+    fn manifest_at() -> Location {
+        let key = format!("site/{}", crate::plan::manifest::DEFAULT_KEY);
+        Location::here(Key::new(key.as_str()))
+    }
+
+    async fn read_back<S: ObjectStore>(
+        store: &S,
+        fetched: Fetched,
+        at: &Location,
+    ) -> Result<Option<Previous>, StoreError> {
+        read(store, fetched, at, DESTINATION, 0, &Listeners(vec![])).await
+    }
+
+    /// A manifest larger than the first GetObject's range is read on in a
+    /// second, from where the first stopped, and reads as a whole one does.
+    #[tokio::test]
+    async fn a_manifest_past_the_first_bytes_is_read_on_in_a_second_get() {
+        let at = manifest_at();
+        let inner = MemoryStore::default();
+        let written = stored(&inner, &at, 2_000, 1).await;
+        let store = FailureStore::new(inner, |_: &Op| None);
+        let first = 1_000;
+        let fetched = store.get(&at, first).await.unwrap().unwrap();
+        assert_eq!(fetched.head.len(), 1_000);
+        assert!(fetched.size > 10_000, "{} bytes", fetched.size);
+        let previous = read_back(&store, fetched, &at).await.unwrap().unwrap();
+        assert_eq!(previous.manifest, written);
+        assert_eq!(store.calls("GetObject"), 2);
+
+        let whole = store.get(&at, FIRST_BYTES).await.unwrap().unwrap();
+        assert!(whole.is_whole());
+        let previous = read_back(&store, whole, &at).await.unwrap().unwrap();
+        assert_eq!(previous.manifest, written);
+        assert_eq!(
+            store.calls("GetObject"),
+            3,
+            "a whole one takes one GetObject"
+        );
+    }
+
+    /// Replaced between the two GetObjects (another deploy wrote its own),
+    /// the manifest is neither mixed from two objects nor taken as
+    /// unreadable: the deploy stops and says why.
+    #[tokio::test]
+    async fn a_manifest_replaced_between_its_two_reads_stops_the_deploy_and_says_why() {
+        let at = manifest_at();
+        let store = MemoryStore::default();
+        stored(&store, &at, 2_000, 1).await;
+        let fetched = store.get(&at, 1_000).await.unwrap().unwrap();
+        stored(&store, &at, 2_000, 2).await;
+        let error = read_back(&store, fetched, &at).await.unwrap_err();
+        assert_eq!(error.code.as_deref(), Some("PreconditionFailed"));
+        assert!(
+            error
+                .message
+                .contains("another deploy to the same destination"),
+            "{}",
+            error.message
+        );
+    }
+
+    /// A failure of the second GetObject is the deploy's failure, not a
+    /// manifest to ignore (which would cost a HeadObject per object).
+    #[tokio::test]
+    async fn a_failed_second_get_fails_the_deploy() {
+        let at = manifest_at();
+        let inner = MemoryStore::default();
+        stored(&inner, &at, 2_000, 1).await;
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let store = FailureStore::new(inner, |op: &Op| {
+            let later = !first.swap(false, std::sync::atomic::Ordering::SeqCst);
+            later.then(|| op.internal_error())
+        });
+        let fetched = store.get(&at, 1_000).await.unwrap().unwrap();
+        let error = read_back(&store, fetched, &at).await.unwrap_err();
+        assert_eq!(error.code.as_deref(), Some("InternalError"));
+    }
 
     #[test]
     fn the_manifest_waits_for_the_next_second_and_no_longer() {

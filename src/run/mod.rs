@@ -445,7 +445,7 @@ async fn remote_side<S: ObjectStore, E: Sink>(
     let stale = find_stale(store, &target.prefix, target.abort_incomplete_after, sink);
     let fetch = async {
         match &target.manifest {
-            Some(at) => Some(store.get(at).await),
+            Some(at) => Some(store.get(at, manifest::FIRST_BYTES).await),
             None => None,
         }
     };
@@ -518,7 +518,9 @@ async fn prepare<S: ObjectStore, E: Sink>(
     // Read after the listing's keys are let go, not beside them: its JSON
     // and entries are the largest things a deploy holds.
     let mut previous = match (&target.manifest, manifest) {
-        (Some(at), Some(fetched)) => manifest::read(fetched, at, destination, sink)?,
+        (Some(at), Some(fetched)) => {
+            manifest::read(store, fetched, at, destination, remote.len(), sink).await?
+        }
         _ => None,
     };
     // Trust and marks are read over the whole listing: the next manifest
@@ -531,6 +533,9 @@ async fn prepare<S: ObjectStore, E: Sink>(
         .as_ref()
         .map(|p| p.marks(&remote))
         .unwrap_or_default();
+    // The listed keys' digests, just let go, came from the heap the
+    // listing's keys left: freed, they stay resident until handed back.
+    crate::edge::allocator::give_back();
     let (remote, remote_excluded) =
         plan::scope_remote(remote, &target.prefix, &target.filters, &target.rules);
     let excluded = local_excluded + remote_excluded;
@@ -544,6 +549,7 @@ async fn prepare<S: ObjectStore, E: Sink>(
     let needs = plan::hashes_needed(local, &remote, target.size_only, &trusted);
     let mut hashes = ByKey::default();
     complete_hashes(store, needs, &mut as_uploaded, &mut hashes).await?;
+    crate::edge::allocator::give_back();
     let no_heads = ByKey::default();
     let mut input = PlanInput {
         local,

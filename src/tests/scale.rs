@@ -1,8 +1,8 @@
 //! The deploy's planning path at a million files, measured rather than
 //! asserted (speed and memory belong to benchmarks): scope, the hashes and
 //! HeadObjects the plan needs, the plan, the next manifest and its JSON
-//! round trip, on synthetic files and a synthetic listing (no disk, no
-//! store), holding what `run::deploy` holds at once and dropping what it
+//! round trip, on synthetic files and a synthetic listing (no store; the
+//! manifest's unread bytes wait in a temporary file), holding what `run::deploy` holds at once and dropping what it
 //! drops before the manifest is written. Each test prints the
 //! peak RSS above the process's RSS at its start, per file, and the CPU
 //! seconds of the process. Run one test per process, so that one's peak
@@ -131,9 +131,35 @@ fn previous_object(remote: &[RemoteObject], prefix: &Prefix) -> Vec<u8> {
     written.to_stored()
 }
 
-/// The manifest as a deploy reads it.
-fn previous(stored: &[u8]) -> Previous {
-    let Read::Current(manifest) = Manifest::read(stored, DESTINATION) else {
+/// What a deploy holds of the manifest object while it lists: its first
+/// bytes. The rest stays with S3 until the deploy reads it on (here, in a
+/// file: the page cache is not the process's memory).
+struct Unread {
+    head: Vec<u8>,
+    rest: std::fs::File,
+}
+
+impl Unread {
+    fn of(stored: &[u8]) -> Self {
+        use std::io::{Seek, Write};
+        let first = usize::try_from(crate::run::manifest::FIRST_BYTES).unwrap();
+        let (head, rest) = stored.split_at(first.min(stored.len()));
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(rest).unwrap();
+        file.rewind().unwrap();
+        Unread {
+            head: head.to_vec(),
+            rest: file,
+        }
+    }
+}
+
+/// The manifest as a deploy reads it: parsed as the rest arrives, with
+/// room made for an entry per listed object.
+fn previous(stored: Unread, listed: usize) -> Previous {
+    let body = std::io::Read::chain(std::io::Cursor::new(stored.head), stored.rest);
+    let read = Manifest::read_from(body, DESTINATION, listed).unwrap();
+    let Read::Current(manifest) = read else {
         panic!("the manifest does not read back");
     };
     Previous {
@@ -170,7 +196,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     // hashed as it would be uploaded (here, in one part).
     let mut as_uploaded: ByKey<Hashed> = local.iter().map(|f| (f.key.clone(), hash(f))).collect();
     let mut remote = listing(&local);
-    let stored = previous_object(&remote, &prefix);
+    let stored = Unread::of(&previous_object(&remote, &prefix));
     let setup = cpu_seconds() - setup_before;
     // Making the manifest's JSON held a manifest beside it, which no deploy
     // does: the peak starts over from what the inputs hold (Linux's
@@ -196,11 +222,11 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     // manifest is read once the listing's own are let go.
     plan::share_keys(&local, &mut remote);
     crate::edge::allocator::give_back();
-    let mut previous = previous(&stored);
-    drop(stored);
+    let mut previous = previous(stored, remote.len());
     stage("manifest read");
     let trusted = previous.take_trusted(&remote);
     let marks = previous.marks(&remote);
+    crate::edge::allocator::give_back();
     stage("trusted");
     assert_eq!(trusted.len(), FILES);
     let scoped = plan::scope(
@@ -220,6 +246,7 @@ fn deploy(name: &str, changed_every: Option<usize>) {
     let (hashes, missing) = take_ready(needs, &mut as_uploaded);
     assert!(missing.is_empty() && as_uploaded.is_empty());
     drop(missing);
+    crate::edge::allocator::give_back();
     stage("hashed");
     let no_heads = ByKey::default();
     let settings = ObjectSettings::default();
