@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use crate::model::{
@@ -80,6 +81,24 @@ pub struct FailureStore<S, F> {
     pub inner: S,
     fail: F,
     calls: Mutex<BTreeMap<&'static str, usize>>,
+    /// How many of the next bodies of [`ObjectStore::get_rest`] break
+    /// after [`CUT_AFTER`] bytes, as a connection reset mid-body does.
+    pub cut_bodies: std::sync::atomic::AtomicUsize,
+}
+
+/// Bytes a body [`FailureStore::cut_bodies`] breaks carries first.
+pub const CUT_AFTER: u64 = 1000;
+
+/// A body whose connection is reset after [`CUT_AFTER`] bytes.
+struct Cut<R>(std::io::Take<R>);
+
+impl<R: std::io::Read> std::io::Read for Cut<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::ErrorKind::ConnectionReset.into()),
+            n => Ok(n),
+        }
+    }
 }
 
 impl<S, F> FailureStore<S, F>
@@ -93,6 +112,7 @@ where
             inner,
             fail,
             calls: Mutex::default(),
+            cut_bodies: Default::default(),
         }
     }
 
@@ -145,9 +165,16 @@ where
         self.check(Op::Get(at))?;
         self.inner.get(at, first).await
     }
-    async fn get_rest(&self, at: &Location, fetched: &Fetched) -> Result<Body, StoreError> {
+    async fn get_rest(&self, at: &Location, from: u64, etag: &ETag) -> Result<Body, StoreError> {
         self.check(Op::Get(at))?;
-        self.inner.get_rest(at, fetched).await
+        let body = self.inner.get_rest(at, from, etag).await?;
+        let cut = self
+            .cut_bodies
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+        Ok(match cut {
+            Ok(_) => Box::new(Cut(std::io::Read::take(body, CUT_AFTER))),
+            Err(_) => body,
+        })
     }
     async fn put_bytes(
         &self,

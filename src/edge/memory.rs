@@ -281,9 +281,10 @@ impl ObjectStore for MemoryStore {
         }))
     }
 
-    async fn get_rest(&self, at: &Location, fetched: &Fetched) -> Result<Body, StoreError> {
+    async fn get_rest(&self, at: &Location, from: u64, etag: &ETag) -> Result<Body, StoreError> {
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
         let rest = self.find(at, |s| {
-            (s.object.etag == fetched.etag).then(|| s.body[fetched.head.len()..].to_vec())
+            (s.object.etag == *etag).then(|| s.body[from.min(s.body.len())..].to_vec())
         });
         match rest.flatten() {
             Some(rest) => Ok(Box::new(std::io::Cursor::new(rest))),

@@ -455,16 +455,37 @@ impl ObjectStore for S3Store {
         }))
     }
 
-    async fn get_rest(&self, at: &Location, fetched: &Fetched) -> Result<Body, StoreError> {
+    async fn get_rest(&self, at: &Location, from: u64, etag: &ETag) -> Result<Body, StoreError> {
         let url = format!("s3://{}/{}", self.bucket_of(at), at.key);
         let out = self
-            .get_range(at, format!("bytes={}-", fetched.head.len()))
-            .if_match(format!("\"{}\"", fetched.etag))
+            .get_range(at, format!("bytes={from}-"))
+            .if_match(format!("\"{etag}\""))
             .send()
             .await
-            .map_err(|e| store_error("GetObject", url, e))?;
+            .map_err(|e| store_error("GetObject", url.clone(), e))?;
+        // `bytes <from>-<last>/<size>`; a server that ignores the range
+        // sends the whole object without one, whose first bytes are skipped.
+        let start = out.content_range().map(|range| {
+            let first = range.trim_start_matches("bytes ").split('-').next();
+            first.and_then(|n| n.parse::<u64>().ok())
+        });
+        let skip = match start {
+            None => from,
+            Some(Some(start)) if start == from => 0,
+            Some(_) => {
+                return Err(StoreError {
+                    operation: "GetObject",
+                    target: url,
+                    code: Some("InvalidRange".into()),
+                    message: format!(
+                        "S3 answered another range than bytes={from}-: {}",
+                        out.content_range().unwrap_or_default()
+                    ),
+                });
+            }
+        };
         let body = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
-        Ok(Box::new(body))
+        Ok(Box::new(Skipped { inner: body, skip }))
     }
 
     async fn put_bytes(
@@ -606,6 +627,27 @@ fn local_read_error(upload: &Upload, e: impl std::fmt::Display) -> StoreError {
         target: upload.path.display().to_string(),
         code: None,
         message: format!("{e} (was the file changed or removed during the deploy?)"),
+    }
+}
+
+/// A body whose first `skip` bytes are not wanted, left out as it is read.
+struct Skipped<R> {
+    inner: R,
+    skip: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Skipped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.skip > 0 {
+            let skipped =
+                std::io::copy(&mut (&mut self.inner).take(self.skip), &mut std::io::sink())?;
+            if skipped < self.skip {
+                // Shorter than what was already read: the object changed.
+                return Ok(0);
+            }
+            self.skip = 0;
+        }
+        self.inner.read(buf)
     }
 }
 

@@ -255,14 +255,16 @@ pub trait ObjectStore: Sync {
         first: u64,
     ) -> impl Future<Output = Result<Option<Fetched>, StoreError>> + Send;
 
-    /// The bytes of the object [`ObjectStore::get`] fetched from byte
-    /// `fetched.head.len()` on, streamed (a ranged GetObject with If-Match:
-    /// `fetched.etag`). Replaced since (S3 answers 412
-    /// PreconditionFailed) or deleted, it is an error with that code.
+    /// The bytes of the object at `at` from byte `from` on, streamed, as
+    /// the object whose ETag is `etag` holds them (a ranged GetObject with
+    /// If-Match: the rest of what [`ObjectStore::get`] began). Replaced
+    /// since (S3 answers 412 PreconditionFailed) or deleted (404
+    /// NoSuchKey), it is an error with that code.
     fn get_rest(
         &self,
         at: &Location,
-        fetched: &Fetched,
+        from: u64,
+        etag: &ETag,
     ) -> impl Future<Output = Result<Body, StoreError>> + Send;
 
     /// Writes a small object from memory (the deploy manifest, in this

@@ -52,34 +52,8 @@ pub async fn read<S: ObjectStore, E: Sink>(
     listed: usize,
     sink: &E,
 ) -> Result<Option<Previous>, StoreError> {
-    let rest = if fetched.is_whole() {
-        None
-    } else {
-        Some(
-            store
-                .get_rest(at, &fetched)
-                .await
-                .map_err(|e| replaced(e, at))?,
-        )
-    };
-    let head = std::io::Cursor::new(fetched.head);
-    let body: Body = match rest {
-        None => Box::new(head),
-        Some(rest) => Box::new(std::io::Read::chain(head, rest)),
-    };
     let last_modified = fetched.last_modified;
-    let destination_owned = destination.to_owned();
-    // The body arrives as it is parsed: a blocking read, on a thread of
-    // its own.
-    let read =
-        tokio::task::spawn_blocking(move || Manifest::read_from(body, &destination_owned, listed));
-    let read = read.await.expect("reading the manifest does not panic");
-    let read = read.map_err(|e| StoreError {
-        operation: "GetObject",
-        target: at.to_string(),
-        code: Some("Unreachable".into()),
-        message: e.to_string(),
-    })?;
+    let read = parse(store, fetched, at, destination, listed).await?;
     Ok(match read {
         Read::Current(manifest) => {
             let previous = Previous {
@@ -121,13 +95,64 @@ pub async fn read<S: ObjectStore, E: Sink>(
     })
 }
 
+/// How many times the rest of a manifest is read when its connection
+/// breaks mid-body: each read is a new GetObject (with the SDK's own
+/// attempts), and the SDK retries no body once it has begun.
+const BODY_ATTEMPTS: usize = 3;
+
+/// [`read`]'s parse of `fetched` and the rest of its object, read again
+/// from where `fetched` stopped when the connection breaks.
+async fn parse<S: ObjectStore>(
+    store: &S,
+    fetched: Fetched,
+    at: &Location,
+    destination: &str,
+    listed: usize,
+) -> Result<Read, StoreError> {
+    let whole = fetched.is_whole();
+    let from = fetched.head.len() as u64;
+    let head: std::sync::Arc<[u8]> = fetched.head.into();
+    let mut attempt = 1;
+    loop {
+        let head = std::io::Cursor::new(head.clone());
+        let body: Body = if whole {
+            Box::new(head)
+        } else {
+            let rest = store.get_rest(at, from, &fetched.etag).await;
+            Box::new(std::io::Read::chain(
+                head,
+                rest.map_err(|e| replaced(e, at))?,
+            ))
+        };
+        let destination = destination.to_owned();
+        // The body arrives as it is parsed: a blocking read, on a thread
+        // of its own.
+        let read =
+            tokio::task::spawn_blocking(move || Manifest::read_from(body, &destination, listed));
+        match read.await.expect("reading the manifest does not panic") {
+            Ok(read) => return Ok(read),
+            Err(_) if attempt < BODY_ATTEMPTS => attempt += 1,
+            Err(e) => {
+                return Err(StoreError {
+                    operation: "GetObject",
+                    target: at.to_string(),
+                    code: Some("Interrupted".into()),
+                    message: format!(
+                        "the connection broke while the deploy manifest was read, {attempt} times ({e}); nothing was written: run the deploy again"
+                    ),
+                });
+            }
+        }
+    }
+}
+
 /// The rest's GetObject refused because the manifest changed since its
 /// first bytes were read, said so.
 fn replaced(e: StoreError, at: &Location) -> StoreError {
     match e.code.as_deref() {
         Some("PreconditionFailed" | "NoSuchKey") => StoreError {
             message: format!(
-                "the deploy manifest {at} was replaced while this deploy read it: another deploy to the same destination ran at the same time; let it finish, then run this one again"
+                "the deploy manifest {at} was replaced or deleted while this deploy read it: another deploy to the same destination ran at the same time; let it finish, then run this one again"
             ),
             ..e
         },
@@ -329,6 +354,33 @@ mod tests {
             store.calls("GetObject"),
             3,
             "a whole one takes one GetObject"
+        );
+    }
+
+    /// A connection that breaks mid-body is read again, from where the
+    /// first GetObject stopped, up to [`BODY_ATTEMPTS`] times; past them the
+    /// deploy fails and says what broke, not that S3 could not be reached.
+    #[tokio::test]
+    async fn a_body_cut_mid_way_is_read_again_and_fails_only_when_it_keeps_breaking() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let at = manifest_at();
+        let inner = MemoryStore::default();
+        let written = stored(&inner, &at, 2_000, 1).await;
+        let store = FailureStore::new(inner, |_: &Op| None);
+        store.cut_bodies.store(BODY_ATTEMPTS - 1, SeqCst);
+        let fetched = store.get(&at, 1_000).await.unwrap().unwrap();
+        let previous = read_back(&store, fetched, &at).await.unwrap().unwrap();
+        assert_eq!(previous.manifest, written);
+        assert_eq!(store.calls("GetObject"), 1 + BODY_ATTEMPTS);
+
+        store.cut_bodies.store(BODY_ATTEMPTS, SeqCst);
+        let fetched = store.get(&at, 1_000).await.unwrap().unwrap();
+        let error = read_back(&store, fetched, &at).await.unwrap_err();
+        assert_eq!(error.code.as_deref(), Some("Interrupted"));
+        assert!(
+            error.message.contains("run the deploy again"),
+            "{}",
+            error.message
         );
     }
 
