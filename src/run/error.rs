@@ -229,8 +229,8 @@ impl PipeError {
                 ..
             } => e.hint().map(|h| format!("Hint: {h}")).into_iter().collect(),
             PipeError::Stopped(_) | PipeError::Deploy(DeployError::Stopped(_)) => vec![
-                "In-flight multipart uploads were aborted and no later step was started. Run the \
-                 deploy again: it uploads only what is still missing."
+                "Any multipart upload in flight was aborted, and no later step was started. Run \
+                 the deploy again: it uploads only what is still missing."
                     .into(),
             ],
             PipeError::Scan(e) => e.hints(),
